@@ -1,0 +1,46 @@
+"""sb3-latent: reinforcement learning from pixels for Stable-Baselines3.
+
+Public names live here; everything else is internal.
+"""
+
+from sb3_latent import registry
+from sb3_latent.augment import Augmentation, RandomCrop, RandomShift, RandomTranslate, make_augmentation
+from sb3_latent.envs import MovingDotEnv, dmc_env_id, make_dmc_env, make_dmc_gym_env, make_moving_dot_env
+from sb3_latent.extractors import (
+    FlareExtractor,
+    LatentStackExtractor,
+    NatureEncoder,
+    PixelFlowExtractor,
+    RadEncoder,
+    StateFlareExtractor,
+    flare_kwargs,
+    latent_stack_kwargs,
+    pixel_flow_kwargs,
+    state_flare_kwargs,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Augmentation",
+    "FlareExtractor",
+    "LatentStackExtractor",
+    "MovingDotEnv",
+    "NatureEncoder",
+    "PixelFlowExtractor",
+    "RadEncoder",
+    "RandomCrop",
+    "RandomShift",
+    "RandomTranslate",
+    "StateFlareExtractor",
+    "dmc_env_id",
+    "flare_kwargs",
+    "latent_stack_kwargs",
+    "make_augmentation",
+    "make_dmc_env",
+    "make_dmc_gym_env",
+    "make_moving_dot_env",
+    "pixel_flow_kwargs",
+    "registry",
+    "state_flare_kwargs",
+]

@@ -1,0 +1,191 @@
+"""Batched image augmentations for pixel RL, run on the batch's device.
+
+Every augmentation draws **one random transform per sample** and applies it to all channels of that
+sample, so every frame of a stacked observation ``(B, frames * C, H, W)`` moves together. Passing
+several batches with ``same=True`` reuses the transforms (e.g. the same shift for ``obs`` and
+``next_obs``); the default draws independent transforms for each, as DrQ-v2 does.
+
+=================  =========================================================  ==================
+name               what it does                                               paper
+=================  =========================================================  ==================
+``RandomShift``    replicate-pad by ``pad``, shift by an integer in            DrQ / DrQ-v2
+                   ``[-pad, pad]``, resample bilinearly; size is kept
+``RandomTranslate`` place the ``H x W`` image at a random position on a        RAD, Flare (100→108)
+                   zero ``size x size`` canvas
+``RandomCrop``     cut a random ``size x size`` window                        CURL, RAD (100→84)
+=================  =========================================================  ==================
+
+Inputs may be uint8 or float; ``RandomShift`` returns float (it interpolates), the others keep the
+dtype, so augmenting before the float conversion is possible and cheaper.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+import torch.nn.functional as F
+
+
+class Augmentation(ABC):
+    """Base class: ``aug(obs)``, ``aug(obs, next_obs)`` or ``aug(obs, next_obs, same=True)``."""
+
+    @abstractmethod
+    def sample_params(self, x: torch.Tensor) -> torch.Tensor:
+        """Draw one transform per sample of ``x`` (shape ``(B, C, H, W)``)."""
+
+    @abstractmethod
+    def apply(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """Apply the transforms ``params`` (from :meth:`sample_params`) to ``x``."""
+
+    @abstractmethod
+    def center(self, x: torch.Tensor) -> torch.Tensor:
+        """The deterministic version used at evaluation time (no shift, centred canvas or crop)."""
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """Spatial size of the output for an input of ``height x width``."""
+        return height, width
+
+    def __call__(self, *xs: torch.Tensor, same: bool = False) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        if not xs:
+            raise TypeError("an augmentation needs at least one batch of images")
+        for x in xs:
+            if x.dim() != 4:
+                raise ValueError(f"expected image batches of shape (B, C, H, W), got {tuple(x.shape)}")
+        if same and any(x.shape != xs[0].shape for x in xs):
+            raise ValueError(f"same=True needs batches of one shape, got {[tuple(x.shape) for x in xs]}")
+        params = self.sample_params(xs[0]) if same else None
+        out = tuple(self.apply(x, params if same else self.sample_params(x)) for x in xs)
+        return out[0] if len(out) == 1 else out
+
+
+def _windows(x: torch.Tensor, offsets: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, ...]:
+    """Index tensors that select an ``h x w`` window at per-sample ``offsets`` (B, 2) = (row, col)."""
+    b = torch.arange(x.shape[0], device=x.device)[:, None, None]
+    rows = offsets[:, 0, None] + torch.arange(h, device=x.device)
+    cols = offsets[:, 1, None] + torch.arange(w, device=x.device)
+    return b, rows[:, :, None], cols[:, None, :]
+
+
+class RandomShift(Augmentation):
+    """DrQ random shift: replicate-pad by ``pad`` pixels, then a random integer shift in
+    ``[-pad, pad]`` per sample, resampled with bilinear interpolation (``grid_sample``).
+
+    :param pad: padding in pixels (DrQ-v2: 4 for 84x84 frames)
+    """
+
+    def __init__(self, pad: int = 4) -> None:
+        if pad < 0:
+            raise ValueError(f"pad must be >= 0, got {pad}")
+        self.pad = pad
+
+    def sample_params(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.randint(0, 2 * self.pad + 1, (x.shape[0], 2), device=x.device)
+
+    def apply(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        x = x.float()
+        if self.pad == 0:
+            return x
+        p = self.pad
+        padded = F.pad(x, (p, p, p, p), mode="replicate")
+        # Sampling grid over the first h x w pixel centres of the padded image, in [-1, 1] units.
+        ys = (torch.arange(h, device=x.device) * 2 + 1) / (h + 2 * p) - 1.0
+        xs = (torch.arange(w, device=x.device) * 2 + 1) / (w + 2 * p) - 1.0
+        grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # (h, w, 2) as (x, y)
+        scale = torch.tensor([2.0 / (w + 2 * p), 2.0 / (h + 2 * p)], device=x.device)
+        shift = params.flip(-1).float() * scale  # params are (row, col); the grid wants (x, y)
+        grid = grid.unsqueeze(0) + shift[:, None, None, :]
+        return F.grid_sample(padded, grid.expand(n, h, w, 2), mode="bilinear", padding_mode="zeros",
+                             align_corners=False)
+
+    def center(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float()
+
+
+class RandomTranslate(Augmentation):
+    """RAD/Flare random translate: the ``H x W`` image is placed at a random position on a
+    ``size x size`` canvas of zeros (Flare, Table A.4: 100x100 frames on a 108x108 canvas).
+
+    :param size: canvas side; must be >= the image sides
+    """
+
+    def __init__(self, size: int = 108) -> None:
+        self.size = size
+
+    def _check(self, x: torch.Tensor) -> None:
+        if x.shape[-2] > self.size or x.shape[-1] > self.size:
+            raise ValueError(
+                f"RandomTranslate(size={self.size}) needs images no larger than the canvas, got "
+                f"{x.shape[-2]}x{x.shape[-1]}; render smaller frames (Flare: 100 -> 108) or raise size"
+            )
+
+    def sample_params(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        hi = torch.tensor([self.size - x.shape[-2] + 1, self.size - x.shape[-1] + 1], device=x.device)
+        return (torch.rand(x.shape[0], 2, device=x.device) * hi).long()
+
+    def apply(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        out = x.new_zeros(x.shape[0], x.shape[1], self.size, self.size)
+        b, rows, cols = _windows(x, params, x.shape[-2], x.shape[-1])
+        out[b, :, rows, cols] = x.permute(0, 2, 3, 1)
+        return out
+
+    def center(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        off = torch.tensor([(self.size - x.shape[-2]) // 2, (self.size - x.shape[-1]) // 2], device=x.device)
+        return self.apply(x, off.expand(x.shape[0], 2))
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        return self.size, self.size
+
+
+class RandomCrop(Augmentation):
+    """CURL/RAD random crop: a random ``size x size`` window of the image (CURL: 100 -> 84).
+
+    :param size: side of the crop; must be <= the image sides
+    """
+
+    def __init__(self, size: int = 84) -> None:
+        self.size = size
+
+    def _check(self, x: torch.Tensor) -> None:
+        if x.shape[-2] < self.size or x.shape[-1] < self.size:
+            raise ValueError(
+                f"RandomCrop(size={self.size}) needs images at least that large, got "
+                f"{x.shape[-2]}x{x.shape[-1]}; render larger frames (CURL: 100 -> 84) or lower size"
+            )
+
+    def sample_params(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        hi = torch.tensor([x.shape[-2] - self.size + 1, x.shape[-1] - self.size + 1], device=x.device)
+        return (torch.rand(x.shape[0], 2, device=x.device) * hi).long()
+
+    def apply(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        b, rows, cols = _windows(x, params, self.size, self.size)
+        return x[b, :, rows, cols].permute(0, 3, 1, 2).contiguous()
+
+    def center(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        off = torch.tensor([(x.shape[-2] - self.size) // 2, (x.shape[-1] - self.size) // 2], device=x.device)
+        return self.apply(x, off.expand(x.shape[0], 2))
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        return self.size, self.size
+
+
+def make_augmentation(spec: str | Augmentation | None, **kwargs: int) -> Augmentation | None:
+    """An augmentation from a registry name (``"shift"``, ``"translate"``, ``"crop"`` or a plugin's),
+    an instance (returned as is), or None.
+
+    :param spec: name, instance or None
+    :param kwargs: constructor arguments, e.g. ``pad=4`` or ``size=108``
+    """
+    if spec is None or isinstance(spec, Augmentation):
+        return spec
+    from sb3_latent.registry import load
+
+    cls = load("augmentations", spec)
+    return cls(**kwargs)

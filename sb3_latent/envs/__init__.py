@@ -1,0 +1,48 @@
+"""Environments: DeepMind Control from pixels or state, and a small synthetic pixel env.
+
+Importing this package registers the gymnasium ids ``sb3_latent/<domain>-<task>-pixels-v0``,
+``...-state-v0`` and ``...-position-v0`` for every DMC suite task, and ``sb3_latent/MovingDot-v0``.
+"""
+
+import gymnasium as gym
+
+from sb3_latent.envs.dmc import (
+    DEFAULT_ACTION_REPEAT,
+    DEFAULT_CAMERA,
+    DEFAULT_FRAME_STACK,
+    DMC_TASKS,
+    FAST_RENDER_FLAGS,
+    ActionRepeat,
+    FrameStack,
+    PixelObservation,
+    StateObservation,
+    check_task,
+    dmc_env_id,
+    make_dmc_env,
+    make_dmc_gym_env,
+    register_dmc_envs,
+)
+from sb3_latent.envs.synthetic import MovingDotEnv, make_moving_dot_env
+
+register_dmc_envs()
+if "sb3_latent/MovingDot-v0" not in gym.registry:
+    gym.register("sb3_latent/MovingDot-v0", entry_point="sb3_latent.envs.synthetic:MovingDotEnv")
+
+__all__ = [
+    "DEFAULT_ACTION_REPEAT",
+    "DEFAULT_CAMERA",
+    "DEFAULT_FRAME_STACK",
+    "DMC_TASKS",
+    "FAST_RENDER_FLAGS",
+    "ActionRepeat",
+    "FrameStack",
+    "MovingDotEnv",
+    "PixelObservation",
+    "StateObservation",
+    "check_task",
+    "dmc_env_id",
+    "make_dmc_env",
+    "make_dmc_gym_env",
+    "make_moving_dot_env",
+    "register_dmc_envs",
+]
