@@ -54,8 +54,8 @@ class Augmentation(ABC):
                 raise ValueError(f"expected image batches of shape (B, C, H, W), got {tuple(x.shape)}")
         if same and any(x.shape != xs[0].shape for x in xs):
             raise ValueError(f"same=True needs batches of one shape, got {[tuple(x.shape) for x in xs]}")
-        params = self.sample_params(xs[0]) if same else None
-        out = tuple(self.apply(x, params if same else self.sample_params(x)) for x in xs)
+        shared = self.sample_params(xs[0]) if same else None
+        out = tuple(self.apply(x, shared if shared is not None else self.sample_params(x)) for x in xs)
         return out[0] if len(out) == 1 else out
 
 

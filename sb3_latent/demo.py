@@ -53,7 +53,7 @@ def record_rollout(model: SAC, path: Path, seed: int, size: int = 128) -> float:
     frames, total, done = [], 0.0, False
     while not done:
         frames.append(env.env_method("render")[0])
-        action, _ = model.predict(obs, deterministic=True)
+        action, _ = model.predict(obs, deterministic=True)  # type: ignore[arg-type]
         obs, reward, dones, _ = env.step(action)
         total += float(reward[0])
         done = bool(dones[0])
@@ -88,7 +88,7 @@ def plot_curve(log: Path, random_mean: float, path: Path) -> None:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
-    parser.add_argument("--timesteps", type=int, default=20_000, help="agent steps to train")
+    parser.add_argument("--timesteps", type=int, default=15_000, help="agent steps to train")
     parser.add_argument("--eval-freq", type=int, default=2_000, help="agent steps between evaluations")
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     loaded = SAC.load(out / "model.zip", device=args.device)
     trained, trained_std = evaluate_policy(loaded, eval_env, n_eval_episodes=args.eval_episodes, deterministic=True)
+    assert isinstance(trained, float) and isinstance(trained_std, float)
     plot_curve(out / "evaluations.npz", float(np.mean(rand)), out / "learning_curve.png")
     video_return = record_rollout(loaded, out / "rollout.gif", seed=args.seed + 3000)
 

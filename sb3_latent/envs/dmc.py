@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -127,7 +127,7 @@ class StateObservation(gym.ObservationWrapper):
         self._parts: list[tuple[str, slice | None]] = []
         size = 0
         for key, space in env.observation_space.spaces.items():
-            n = int(np.prod(space.shape))
+            n = int(np.prod(space.shape or ()))
             if position_only and _TEMPORAL_KEY.search(key):
                 continue
             if position_only and key == "egocentric_state":
@@ -264,7 +264,7 @@ def make_dmc_env(
     fast_render: bool = False,
     n_envs: int = 1,
     seed: int | None = None,
-    vec_env_cls: type[VecEnv] = DummyVecEnv,
+    vec_env_cls: type[DummyVecEnv] | type[SubprocVecEnv] = DummyVecEnv,
     monitor_dir: str | None = None,
 ) -> VecEnv:
     """A DeepMind Control Suite task as an SB3 VecEnv.

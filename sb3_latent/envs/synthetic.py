@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from sb3_latent.envs.dmc import FrameStack
 
@@ -115,7 +115,7 @@ def make_moving_dot_env(
     n_envs: int = 1,
     frame_stack: int = 3,
     seed: int | None = None,
-    vec_env_cls: type[VecEnv] = DummyVecEnv,
+    vec_env_cls: type[DummyVecEnv] | type[SubprocVecEnv] = DummyVecEnv,
     **env_kwargs: Any,
 ) -> VecEnv:
     """:class:`MovingDotEnv` as an SB3 VecEnv with ``frame_stack`` observations stacked (oldest first).

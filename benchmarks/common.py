@@ -1,0 +1,81 @@
+"""What every benchmark shares: the command line, timing, machine facts and result files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="tiny sizes, about a minute; writes <name>.quick.*")
+    p.add_argument("--out", type=Path, default=RESULTS, help=f"results folder (default {RESULTS})")
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats (median reported)")
+    return p
+
+
+def machine() -> dict[str, Any]:
+    """The facts a reader needs to compare numbers across machines."""
+    import stable_baselines3
+    import torch
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch": torch.__version__,
+        "stable_baselines3": stable_baselines3.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(["python", *sys.orig_argv[1:]]),
+    }
+
+
+def median_rate(fn: Callable[[], int], repeats: int, warmup: Callable[[], Any] | None = None) -> dict[str, float]:
+    """Run ``fn`` (which returns how many items it processed) ``repeats`` times after ``warmup``;
+    return the median items per second and the spread."""
+    if warmup is not None:
+        warmup()
+    rates = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        n = fn()
+        rates.append(n / (time.perf_counter() - t0))
+    return {"median_per_s": statistics.median(rates), "min_per_s": min(rates), "max_per_s": max(rates),
+            "repeats": repeats}
+
+
+def write(name: str, args: argparse.Namespace, results: dict[str, Any], table: str) -> Path:
+    """Write ``<name>.json`` (numbers + machine) and ``<name>.md`` (a table for people)."""
+    stem = f"{name}.quick" if args.quick else name
+    args.out.mkdir(parents=True, exist_ok=True)
+    payload = {"benchmark": name, "quick": args.quick, "machine": machine(), **results}
+    (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    m = payload["machine"]
+    header = (f"# {name}{' (quick mode)' if args.quick else ''}\n\n"
+              f"`{m['command']}` on {m['cpu_count']} CPU cores, GPU: {m['gpu'] or 'none'}, "
+              f"torch {m['torch']}, SB3 {m['stable_baselines3']}, {m['date']}\n\n")
+    (args.out / f"{stem}.md").write_text(header + table.rstrip() + "\n")
+    print(header + table)
+    return args.out / f"{stem}.json"
+
+
+def md_table(headers: list[str], rows: list[list[Any]]) -> str:
+    def fmt(v: Any) -> str:
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
