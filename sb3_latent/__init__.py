@@ -4,6 +4,7 @@ Public names live here; everything else is internal.
 """
 
 from sb3_latent import registry
+from sb3_latent.algos import RAD
 from sb3_latent.augment import Augmentation, RandomCrop, RandomShift, RandomTranslate, make_augmentation
 from sb3_latent.envs import MovingDotEnv, dmc_env_id, make_dmc_env, make_dmc_gym_env, make_moving_dot_env
 from sb3_latent.extractors import (
@@ -28,6 +29,7 @@ __all__ = [
     "MovingDotEnv",
     "NatureEncoder",
     "PixelFlowExtractor",
+    "RAD",
     "RadEncoder",
     "RandomCrop",
     "RandomShift",

@@ -135,3 +135,16 @@ def test_too_small_images_and_unknown_encoders() -> None:
         FlareExtractor(image_space(size=24), encoder="nature")
     with pytest.raises(ValueError, match="Unknown encoder 'resnet'"):
         FlareExtractor(image_space(), encoder="resnet")
+
+
+@pytest.mark.parametrize("cls", PIXEL_EXTRACTORS)
+def test_detach_encoder_trains_the_head_but_not_the_encoder(cls) -> None:
+    """How RAD/DrQ share one critic-trained encoder with the actor: the actor's copy detaches the maps."""
+    ext = small(cls, image_space(), n_frames=3)
+    x = torch.rand(2, 9, 24, 24)
+    expected = ext(x)
+    ext.detach_encoder = True
+    torch.testing.assert_close(ext.head(ext.encode(x)), expected)
+    ext.head(ext.encode(x)).sum().backward()
+    assert all(p.grad is None for p in ext.encoder.parameters())
+    assert ext.fc.weight.grad is not None and ext.fc.weight.grad.abs().sum() > 0

@@ -7,8 +7,8 @@ from sb3_latent import FlareExtractor, RandomTranslate, registry
 
 def test_builtins_are_registered_through_entry_points() -> None:
     entries = {(e.kind, e.name): e for e in registry.list_entries()}
-    for kind, name in [("extractors", "flare"), ("extractors", "latent_stack"), ("extractors", "pixel_flow"),
-                       ("extractors", "state_flare"), ("augmentations", "shift"),
+    for kind, name in [("algorithms", "rad"), ("extractors", "flare"), ("extractors", "latent_stack"),
+                       ("extractors", "pixel_flow"), ("extractors", "state_flare"), ("augmentations", "shift"),
                        ("augmentations", "translate"), ("augmentations", "crop")]:
         assert (kind, name) in entries
         assert entries[kind, name].distribution == "sb3-latent"

@@ -45,11 +45,21 @@ def _check_flow_frames(n_frames: int, name: str) -> None:
                          f"got {n_frames}")
 
 
-class _FramewiseExtractor(BaseFeaturesExtractor, ABC):
-    """Shared machinery: split a stack into frames, run one conv encoder on every frame at once,
-    fuse, then ``Linear → LayerNorm → tanh`` to ``features_dim`` (Flare, Figure 4)."""
+class PixelExtractor(BaseFeaturesExtractor, ABC):
+    """Shared machinery of the pixel extractors: split a stack into frames, :meth:`encode` them with
+    one conv encoder, then :meth:`head` fuses the maps and applies ``Linear → LayerNorm → tanh``
+    (Flare, Figure 4).
+
+    The split lets algorithms share one encoder between several heads: with ``detach_encoder=True``
+    the maps are detached before the head, so this copy trains its head but never the encoder
+    (RAD/CURL/DrQ: the actor reads the critic-trained encoder).
+    """
 
     needs_flow = False
+    #: True when maps are per frame, so frames shared by two stacks can be encoded once.
+    framewise = True
+    #: Number of oldest frames whose maps enter the features only detached (no encoder gradient).
+    detached_prefix = 0
 
     def __init__(
         self,
@@ -71,6 +81,7 @@ class _FramewiseExtractor(BaseFeaturesExtractor, ABC):
         self.map_shape = conv_output_shape(self.encoder, in_channels, h, w)
         self.fc = nn.Linear(n_maps * int(torch.Size(self.map_shape).numel()), features_dim)
         self.ln = nn.LayerNorm(features_dim)
+        self.detach_encoder = False
         self.apply(weight_init)
 
     @staticmethod
@@ -79,8 +90,8 @@ class _FramewiseExtractor(BaseFeaturesExtractor, ABC):
         """(input channels of the encoder, number of encoder maps fused) for ``n_frames`` frames of ``c``."""
 
     @abstractmethod
-    def _fuse(self, frames: torch.Tensor) -> torch.Tensor:
-        """``(B, T, C, H, W)`` frames → ``(B, n_maps * map size)`` fused vector."""
+    def fuse(self, maps: torch.Tensor) -> torch.Tensor:
+        """Encoder maps from :meth:`encode` → ``(B, n_maps * map size)`` fused vector."""
 
     def frames(self, observations: torch.Tensor) -> torch.Tensor:
         """``(B, T*C, H, W)`` (or channels-last) → ``(B, T, C, H, W)``, oldest frame first."""
@@ -95,12 +106,24 @@ class _FramewiseExtractor(BaseFeaturesExtractor, ABC):
         maps = self.encoder(frames.reshape(b * t, *frames.shape[2:]))
         return maps.reshape(b, t, *maps.shape[1:])
 
+    def encode(self, observations: torch.Tensor) -> torch.Tensor:
+        """Stacked observations → encoder maps ``(B, T', F, h, w)`` (``T'`` = frames, or 1 for early fusion)."""
+        return self.encode_frames(self.frames(observations))
+
+    def head(self, maps: torch.Tensor) -> torch.Tensor:
+        """Encoder maps → features: fuse, then ``tanh(LayerNorm(Linear(.)))``."""
+        if self.detach_encoder:
+            maps = maps.detach()
+        return torch.tanh(self.ln(self.fc(self.fuse(maps))))
+
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        fused = self._fuse(self.frames(observations))
-        return torch.tanh(self.ln(self.fc(fused)))
+        if self.detach_encoder:
+            with torch.no_grad():
+                return self.head(self.encode(observations))
+        return self.head(self.encode(observations))
 
 
-class FlareExtractor(_FramewiseExtractor):
+class FlareExtractor(PixelExtractor):
     """Flare: every frame of the stack goes through one shared conv encoder; the latent flow
     ``z_j - sg(z_{j-1})`` is taken on the conv maps; ``[z_2..z_T, flow_2..flow_T]`` →
     Linear → LayerNorm → tanh (Algorithm 1; the oldest frame enters only through the flow, and
@@ -115,18 +138,18 @@ class FlareExtractor(_FramewiseExtractor):
     """
 
     needs_flow = True
+    detached_prefix = 1  # z_{t-T+1} appears only as the detached z_{j-1} of the first flow term
 
     @staticmethod
     def layout(c: int, n_frames: int) -> tuple[int, int]:
         return c, 2 * (n_frames - 1)
 
-    def _fuse(self, frames: torch.Tensor) -> torch.Tensor:
-        z = self.encode_frames(frames)
-        flow = z[:, 1:] - z[:, :-1].detach()
-        return torch.cat([z[:, 1:], flow], dim=1).flatten(1)
+    def fuse(self, maps: torch.Tensor) -> torch.Tensor:
+        flow = maps[:, 1:] - maps[:, :-1].detach()
+        return torch.cat([maps[:, 1:], flow], dim=1).flatten(1)
 
 
-class LatentStackExtractor(_FramewiseExtractor):
+class LatentStackExtractor(PixelExtractor):
     """Frame-wise latent stack (Flare ablation Q2, Figure 4b): every frame through the shared
     encoder, the ``T`` latents concatenated, no flow; then Linear → LayerNorm → tanh.
 
@@ -137,11 +160,11 @@ class LatentStackExtractor(_FramewiseExtractor):
     def layout(c: int, n_frames: int) -> tuple[int, int]:
         return c, n_frames
 
-    def _fuse(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.encode_frames(frames).flatten(1)
+    def fuse(self, maps: torch.Tensor) -> torch.Tensor:
+        return maps.flatten(1)
 
 
-class PixelFlowExtractor(_FramewiseExtractor):
+class PixelFlowExtractor(PixelExtractor):
     """Pixel flow (Flare ablation Q1): early fusion of the ``T`` frames with their ``T - 1``
     pixel differences ``o_j - o_{j-1}`` along channels, one conv encoder over the lot, then
     Linear → LayerNorm → tanh.
@@ -150,14 +173,19 @@ class PixelFlowExtractor(_FramewiseExtractor):
     """
 
     needs_flow = True
+    framewise = False
 
     @staticmethod
     def layout(c: int, n_frames: int) -> tuple[int, int]:
         return (2 * n_frames - 1) * c, 1
 
-    def _fuse(self, frames: torch.Tensor) -> torch.Tensor:
+    def encode(self, observations: torch.Tensor) -> torch.Tensor:
+        frames = self.frames(observations)
         x = torch.cat([frames, frames[:, 1:] - frames[:, :-1]], dim=1)
-        return self.encoder(x.flatten(1, 2)).flatten(1)
+        return self.encoder(x.flatten(1, 2)).unsqueeze(1)
+
+    def fuse(self, maps: torch.Tensor) -> torch.Tensor:
+        return maps.flatten(1)
 
 
 class StateFlareExtractor(BaseFeaturesExtractor):
