@@ -21,6 +21,7 @@ import os
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import multiprocessing as mp
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -59,8 +60,9 @@ def run_one(job: tuple[str, str, int, int, int, int]) -> dict[str, Any]:
     eval_env = make_dmc_env(domain, name, seed=seed + 10_000, **kw)
     model = SAC("MlpPolicy", env, policy_kwargs=policy_kwargs, learning_rate=1e-3, batch_size=256, tau=0.01,
                 learning_starts=min(1000, steps // 4), seed=seed, device="cpu")
-    cb = EvalCallback(eval_env, eval_freq=eval_freq, n_eval_episodes=5, verbose=0)
-    model.learn(steps, callback=cb)
+    with tempfile.TemporaryDirectory() as log_dir:  # EvalCallback keeps its curve only with a log_path
+        cb = EvalCallback(eval_env, eval_freq=eval_freq, n_eval_episodes=5, log_path=log_dir, verbose=0)
+        model.learn(steps, callback=cb)
     return {"task": task, "variant": variant, "seed": seed, "steps": cb.evaluations_timesteps,
             "returns": [float(np.mean(r)) for r in cb.evaluations_results]}
 

@@ -22,3 +22,31 @@ def test_extractors_benchmark_quick(tmp_path) -> None:
     assert set(out["results"]) == {"NatureCNN (SB3 default)", "Flare", "LatentStack", "PixelFlow"}
     assert all(r["median_per_s"] > 0 for r in out["results"].values())
     assert (tmp_path / "extractors.quick.md").exists()
+
+
+def test_update_speed_benchmark_quick(tmp_path) -> None:
+    from benchmarks import update_speed
+
+    out = update_speed.main(["--quick", "--out", str(tmp_path)])
+    assert set(out["results"]) == {"textbook RAD", "RAD (stacked frames)", "RAD + Flare",
+                                   "SB3 SAC CnnPolicy (NatureCNN)"}
+    assert out["ratios"]["flare_vs_rad"] > 0 and (tmp_path / "update_speed.quick.md").exists()
+
+
+@pytest.mark.dmc
+def test_flare_state_benchmark_quick(tmp_path) -> None:
+    from benchmarks import flare_state
+
+    summary = flare_state.main(["--quick", "--out", str(tmp_path)])
+    assert set(summary) == {f"cartpole-swingup/{v}" for v in flare_state.VARIANTS}
+    assert (tmp_path / "flare_state.quick.png").stat().st_size > 0
+
+
+@pytest.mark.dmc
+def test_flare_pixels_benchmark_runs_end_to_end_on_cpu(tmp_path) -> None:
+    from benchmarks import flare_pixels
+
+    out = flare_pixels.main(["--quick", "--out", str(tmp_path)])
+    assert {r["algo"] for r in out["runs"]} == {"Flare", "RAD"}
+    assert all(len(r["returns"]) == 2 for r in out["runs"])
+    assert "Flare (paper)" in (tmp_path / "flare_pixels.quick.md").read_text()

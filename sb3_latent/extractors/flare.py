@@ -117,9 +117,10 @@ class PixelExtractor(BaseFeaturesExtractor, ABC):
         return torch.tanh(self.ln(self.fc(self.fuse(maps))))
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        if self.detach_encoder:
+        if self.detach_encoder:  # no graph through the encoder at all; the head still learns
             with torch.no_grad():
-                return self.head(self.encode(observations))
+                maps = self.encode(observations)
+            return self.head(maps)
         return self.head(self.encode(observations))
 
 

@@ -190,7 +190,7 @@ class RAD(SAC):
         self.critic.optimizer.zero_grad()
         critic_loss.backward()  # type: ignore[union-attr]
         self.critic.optimizer.step()
-        logs = {"critic_loss": float(critic_loss), "critic_q": float(q.mean()), "ent_coef": float(ent_coef)}
+        logs = {"critic_loss": critic_loss.item(), "critic_q": q.mean().item(), "ent_coef": ent_coef.item()}
 
         if self._n_updates % self.actor_update_interval == 0:  # actor and temperature, eq. (3)
             maps = obs_maps.detach()  # the critic's encoding, reused (as DrQ-v2 does); no encoder gradient
@@ -200,14 +200,14 @@ class RAD(SAC):
             self.actor.optimizer.zero_grad()
             actor_loss.backward()
             self.actor.optimizer.step()
-            logs["actor_loss"] = float(actor_loss)
+            logs["actor_loss"] = actor_loss.item()
             if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
                 assert isinstance(self.target_entropy, float)
                 ent_coef_loss = -(self.log_ent_coef * (log_prob + self.target_entropy).detach()).mean()
                 self.ent_coef_optimizer.zero_grad()
                 ent_coef_loss.backward()
                 self.ent_coef_optimizer.step()
-                logs["ent_coef_loss"] = float(ent_coef_loss)
+                logs["ent_coef_loss"] = ent_coef_loss.item()
 
         if self._n_updates % self.target_update_interval == 0:  # critic τ 0.01, encoder τ 0.05
             enc: nn.Module | None = getattr(critic_fe, "encoder", None)
