@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for task in tasks:
         repeat, steps = TASKS[task]
         steps = 400 if args.quick else steps
-        jobs += [(task, v, s, steps, repeat, steps // (2 if args.quick else 12)) for v in VARIANTS for s in range(seeds)]
+        eval_freq = steps // (2 if args.quick else 12)
+        jobs += [(task, v, s, steps, repeat, eval_freq) for v in VARIANTS for s in range(seeds)]
     if args.workers > 1:
         with mp.get_context("spawn").Pool(args.workers) as pool:
             runs = pool.map(run_one, jobs, chunksize=1)

@@ -186,7 +186,7 @@ class RAD(SAC):
             next_q = self._q(self.critic_target, self._target_features(next_obs), next_action).min(1, keepdim=True)[0]
             target_q = data.rewards + (1 - data.dones) * self.gamma * (next_q - ent_coef * next_log_prob)
         q = self._q(self.critic, self._head(critic_fe, obs_maps), data.actions)
-        critic_loss = sum(F.mse_loss(q[:, i : i + 1], target_q) for i in range(q.shape[1]))  # RAD: no 1/2
+        critic_loss = F.mse_loss(q, target_q.expand_as(q), reduction="none").mean(0).sum()  # sum over the Qs, as RAD
         self.critic.optimizer.zero_grad()
         critic_loss.backward()  # type: ignore[union-attr]
         self.critic.optimizer.step()
