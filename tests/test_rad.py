@@ -158,3 +158,12 @@ def test_clear_errors() -> None:
     with pytest.raises(ValueError, match="Unknown augmentation 'flip'"):
         RAD("CnnPolicy", pixel_env(), augment="flip")
     assert isinstance(pixel_env().action_space, spaces.Box)
+
+
+def test_learn_with_progress_bar_and_registry_name(capsys) -> None:
+    from sb3_latent import registry
+
+    assert registry.load("algorithms", "rad") is RAD
+    model = make(policy_kwargs=flare_kwargs(n_frames=3, **TINY))
+    model.learn(70, progress_bar=True)
+    assert model.num_timesteps == 70
