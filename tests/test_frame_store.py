@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stable_baselines3 import DQN, SAC, TD3
 from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack
+from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecNormalize
 
 from sb3_latent.buffers import FrameStoreReplayBuffer
 from sb3_latent.envs import MovingDotEnv, make_moving_dot_env
@@ -181,6 +181,25 @@ def test_sb3_vec_frame_stack_zero_padding() -> None:
     model.learn(40)
     assert_same_as_sb3(model.replay_buffer, model.replay_buffer.ref)
     assert model.replay_buffer.observation_space.shape == (12, 12, 12)
+
+
+def test_sample_normalizes_with_vec_normalize_like_sb3() -> None:
+    stream = Stream(2, 4, (2,), "repeat", seed=5)
+    venv = VecNormalize(make_moving_dot_env(n_envs=2, frame_stack=4, obs_type="position"), gamma=0.9)
+    venv.obs_rms.mean, venv.obs_rms.var = np.arange(8.0), np.arange(1.0, 9.0)
+    venv.ret_rms.var = np.array(4.0)
+    ours = FrameStoreReplayBuffer(20, stream.space, ACTIONS, "cpu", n_envs=2, n_frames=4)
+    ref = ReplayBuffer(20, stream.space, ACTIONS, "cpu", n_envs=2)
+    for _ in range(15):
+        data = stream.step()
+        ours.add(*data)
+        ref.add(*data)
+    np.random.seed(0)
+    a = ours.sample(16, env=venv)
+    np.random.seed(0)
+    b = ref.sample(16, env=venv)
+    assert a.observations.dtype == torch.float32  # normalized
+    assert all(x is y is None or torch.equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 def test_pickle_round_trip() -> None:
