@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from benchmarks import envs, extractors
+from benchmarks import envs, extractors, replay_memory
 
 
 @pytest.mark.dmc
@@ -50,3 +50,12 @@ def test_flare_pixels_benchmark_runs_end_to_end_on_cpu(tmp_path) -> None:
     assert {r["algo"] for r in out["runs"]} == {"Flare", "RAD"}
     assert all(len(r["returns"]) == 2 for r in out["runs"])
     assert "Flare (paper)" in (tmp_path / "flare_pixels.quick.md").read_text()
+
+
+def test_replay_memory_benchmark_quick(tmp_path) -> None:
+    out = replay_memory.main(["--quick", "--out", str(tmp_path)])
+    assert set(out["runs"]) == {"sb3", "sb3_optimize_memory", "frame_store", "frame_store_full"}
+    assert out["goals"]["memory_ratio"] <= 0.2 and out["goals"]["memory_met"]
+    assert out["runs"]["sb3"]["nbytes_per_transition"] > 2 * 9 * 84 * 84
+    assert all(r["sample"]["median_per_s"] > 0 and r["rss_growth"] > 0 for r in out["runs"].values())
+    assert "FrameStoreReplayBuffer (ours)" in (tmp_path / "replay_memory.quick.md").read_text()

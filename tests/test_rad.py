@@ -6,7 +6,7 @@ import torch
 from gymnasium import spaces
 from stable_baselines3.common.logger import configure
 
-from sb3_latent import RAD, flare_kwargs, latent_stack_kwargs, make_moving_dot_env, pixel_flow_kwargs
+from sb3_latent import RAD, FrameStoreReplayBuffer, flare_kwargs, latent_stack_kwargs, make_moving_dot_env, pixel_flow_kwargs
 from sb3_latent.algos.rad import RADPolicy
 
 TINY = dict(features_dim=16, encoder_kwargs={"num_filters": 8})
@@ -38,6 +38,7 @@ def test_defaults_are_the_flare_papers() -> None:
     assert groups == {"critic": 2e-4, "encoder": 1e-3}
     assert model.critic.features_extractor.features_dim == 64
     assert model.policy.augment == "translate" and model.policy.encoder_space.shape == (9, 28, 28)  # 20 -> 28
+    assert isinstance(model.replay_buffer, FrameStoreReplayBuffer) and model.replay_buffer.n_frames == 3
 
 
 def test_one_encoder_shared_by_actor_and_critic_and_trained_by_the_critic_only() -> None:

@@ -9,7 +9,8 @@ def test_builtins_are_registered_through_entry_points() -> None:
     entries = {(e.kind, e.name): e for e in registry.list_entries()}
     for kind, name in [("algorithms", "rad"), ("extractors", "flare"), ("extractors", "latent_stack"),
                        ("extractors", "pixel_flow"), ("extractors", "state_flare"), ("augmentations", "shift"),
-                       ("augmentations", "translate"), ("augmentations", "crop")]:
+                       ("augmentations", "translate"), ("augmentations", "crop"),
+                       ("buffers", "frame_store")]:
         assert (kind, name) in entries
         assert entries[kind, name].distribution == "sb3-latent"
 

@@ -20,13 +20,14 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.preprocessing import preprocess_obs
+from stable_baselines3.common.preprocessing import is_image_space, preprocess_obs
 from stable_baselines3.common.type_aliases import GymEnv, ReplayBufferSamples, Schedule
 from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN
 from torch import nn
 
 from sb3_latent.algos.rad.policies import RADMlpPolicy, RADPolicy
+from sb3_latent.buffers import FrameStoreReplayBuffer
 from sb3_latent.extractors.flare import PixelExtractor
 
 
@@ -47,6 +48,9 @@ class RAD(SAC):
     :param augment_kwargs: its constructor arguments (e.g. ``{"size": 108}``)
     :param same_augmentation: one transform for obs and next_obs of a sample (RAD's translate), which
         also lets the frames they share be encoded once; False draws them independently
+
+    With ``CnnPolicy`` the replay buffer defaults to :class:`~sb3_latent.FrameStoreReplayBuffer` (each
+    frame stored once; frames per stack inferred for RGB, else pass ``replay_buffer_kwargs=dict(n_frames=k)``).
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"CnnPolicy": RADPolicy, "MlpPolicy": RADMlpPolicy}
@@ -97,9 +101,14 @@ class RAD(SAC):
             raise TypeError(f"RAD (SAC) needs continuous actions (a Box action space), got {action_space}")
         policy_kwargs = {"net_arch": [1024, 1024], **(policy_kwargs or {})}
         pixels = policy == "CnnPolicy" or (isinstance(policy, type) and issubclass(policy, RADPolicy))
+        obs_space = getattr(env, "observation_space", None)
+        if pixels and obs_space is not None and not is_image_space(obs_space, check_channels=False):
+            raise TypeError(f"RAD's CnnPolicy needs image observations (uint8, (C, H, W)), got {obs_space}; "
+                            f"use 'MlpPolicy' for vector observations")
         if pixels:
             policy_kwargs = {"augment": augment, "augment_kwargs": augment_kwargs, "encoder_lr": encoder_lr,
                              **policy_kwargs}
+            replay_buffer_class = replay_buffer_class or FrameStoreReplayBuffer  # each frame stored once
         self.actor_update_interval, self.encoder_tau = int(actor_update_interval), encoder_tau
         self.alpha_lr, self.alpha_betas, self.same_augmentation = alpha_lr, alpha_betas, same_augmentation
         super().__init__(
