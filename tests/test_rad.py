@@ -6,7 +6,14 @@ import torch
 from gymnasium import spaces
 from stable_baselines3.common.logger import configure
 
-from sb3_latent import RAD, FrameStoreReplayBuffer, flare_kwargs, latent_stack_kwargs, make_moving_dot_env, pixel_flow_kwargs
+from sb3_latent import (
+    RAD,
+    FrameStoreReplayBuffer,
+    flare_kwargs,
+    latent_stack_kwargs,
+    make_moving_dot_env,
+    pixel_flow_kwargs,
+)
 from sb3_latent.algos.rad import RADPolicy
 
 TINY = dict(features_dim=16, encoder_kwargs={"num_filters": 8})
