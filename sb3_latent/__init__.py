@@ -6,7 +6,7 @@ Public names live here; everything else is internal.
 from sb3_latent import registry
 from sb3_latent.algos import RAD
 from sb3_latent.augment import Augmentation, RandomCrop, RandomShift, RandomTranslate, make_augmentation
-from sb3_latent.buffers import FrameStoreReplayBuffer
+from sb3_latent.buffers import FrameStoreReplayBuffer, NStepFrameStoreReplayBuffer
 from sb3_latent.envs import MovingDotEnv, dmc_env_id, make_dmc_env, make_dmc_gym_env, make_moving_dot_env
 from sb3_latent.extractors import (
     FlareExtractor,
@@ -27,6 +27,7 @@ __all__ = [
     "Augmentation",
     "FlareExtractor",
     "FrameStoreReplayBuffer",
+    "NStepFrameStoreReplayBuffer",
     "LatentStackExtractor",
     "MovingDotEnv",
     "NatureEncoder",

@@ -12,10 +12,10 @@ from gymnasium import spaces
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stable_baselines3 import DQN, SAC, TD3
-from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecNormalize
 
-from sb3_latent.buffers import FrameStoreReplayBuffer
+from sb3_latent.buffers import FrameStoreReplayBuffer, NStepFrameStoreReplayBuffer
 from sb3_latent.envs import MovingDotEnv, make_moving_dot_env
 from sb3_latent.extractors import flare_kwargs
 
@@ -288,3 +288,34 @@ def test_validate_catches_what_the_cheap_check_lets_through() -> None:
         buf.add(stack(0, 1, 2), stack(1, 2, 3), *args)
         buf.add(stack(1, 4, 3), stack(4, 3, 4), *args)  # env reset without done; only the middle frame differs
         assert buf._stack_hi[0] == restarts
+
+
+@settings(max_examples=100, deadline=None)
+@given(n_envs=st.integers(1, 3), k=st.integers(1, 3), n=st.integers(1, 4), rows=st.integers(2, 10),
+       n_add=st.integers(1, 40), p_end=st.sampled_from([0.05, 0.3, 1.0]), seed=st.integers(0, 2**16))
+def test_n_step_returns_equal_sb3_n_step_buffer(n_envs, k, n, rows, n_add, p_end, seed) -> None:
+    """n-step samples (obs, n-step return, next_obs after the last step, done, discount) equal SB3's
+    NStepReplayBuffer on the same stream, with every frame stored once."""
+    stream = Stream(n_envs, k, (3, 6, 6), "repeat", seed, p_end=p_end)
+    kw = dict(n_envs=n_envs, n_steps=n, gamma=0.9)
+    ours = NStepFrameStoreReplayBuffer(rows * n_envs, stream.space, ACTIONS, "cpu", n_frames=k, **kw)
+    ref = NStepReplayBuffer(rows * n_envs, stream.space, ACTIONS, "cpu", **kw)
+    for _ in range(n_add):
+        data = stream.step()
+        ours.add(*data)
+        ref.add(*data)
+    inds = np.arange(ref.size())
+    np.random.seed(seed)
+    a = ours._get_samples(inds)
+    np.random.seed(seed)
+    b = ref._get_samples(inds)
+    for x, y in zip(a, b, strict=True):
+        assert (x is None and y is None) or torch.equal(x, y)
+
+
+def test_n_step_errors() -> None:
+    space = spaces.Box(0, 255, (9, 6, 6), np.uint8)
+    with pytest.raises(ValueError, match="n_steps must be an integer >= 1"):
+        NStepFrameStoreReplayBuffer(10, space, ACTIONS, n_steps=0)
+    with pytest.raises(ValueError, match=r"gamma must be in \[0, 1\]"):
+        NStepFrameStoreReplayBuffer(10, space, ACTIONS, gamma=1.5)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
+from stable_baselines3.common.buffers import BaseBuffer, NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
@@ -298,3 +298,47 @@ class FrameStoreReplayBuffer(ReplayBuffer):
         )
         # every array above is a fresh copy, so no second copy is needed
         return ReplayBufferSamples(*(self.to_torch(x, copy=False) for x in data))  # type: ignore[arg-type]
+
+
+class _StackView:
+    """``buffer.observations[rows, envs]`` / ``buffer.next_observations[rows, envs]`` for code written
+    against SB3's arrays (SB3's ``NStepReplayBuffer``): stacks rebuilt on demand."""
+
+    def __init__(self, buffer: FrameStoreReplayBuffer, which: int) -> None:
+        self.buffer, self.which = buffer, which
+
+    def __getitem__(self, key: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        rows, envs = key
+        return self.buffer._rebuild(np.asarray(rows), np.asarray(envs))[self.which]
+
+
+class NStepFrameStoreReplayBuffer(FrameStoreReplayBuffer):
+    """:class:`FrameStoreReplayBuffer` with n-step returns: SB3's ``NStepReplayBuffer`` sampling
+    (discounted reward sums cut at episode ends, ``discounts = gamma ** steps taken``) on frames stored
+    once. Used by DrQ-v2 (n = 3); works with any SB3 algorithm that reads ``replay_data.discounts``.
+
+    :param n_steps: steps per return (>= 1)
+    :param gamma: discount of the rewards inside the return
+    Other parameters as :class:`FrameStoreReplayBuffer`.
+    """
+
+    def __init__(self, *args: Any, n_steps: int = 3, gamma: float = 0.99, **kwargs: Any) -> None:
+        if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 1:
+            raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {gamma!r}")
+        super().__init__(*args, **kwargs)
+        self.n_steps, self.gamma = int(n_steps), float(gamma)
+
+    @property
+    def observations(self) -> _StackView:  # type: ignore[override]
+        return _StackView(self, 0)
+
+    @property
+    def next_observations(self) -> _StackView:  # type: ignore[override]
+        return _StackView(self, 1)
+
+    def _get_samples(  # type: ignore[override]
+        self, batch_inds: np.ndarray, env: VecNormalize | None = None
+    ) -> ReplayBufferSamples:
+        return NStepReplayBuffer._get_samples(self, batch_inds, env)  # type: ignore[arg-type]
