@@ -34,7 +34,7 @@ class RadEncoder(nn.Sequential):
         layers: list[nn.Module] = []
         for i in range(num_layers):
             layers += [nn.Conv2d(in_channels if i == 0 else num_filters, num_filters, 3, stride=2 if i == 0 else 1),
-                       nn.ReLU()]
+                       nn.ReLU(inplace=True)]  # in place: the conv's backward needs its input, not its output
         super().__init__(*layers)
 
 

@@ -39,6 +39,12 @@ def _image_layout(space: gym.Space, n_frames: int, name: str, channels_last: boo
     return channels // n_frames, h, w, channels_last
 
 
+#: On CPU, encoders run on at most this many images at a time: one conv over a few hundred 92x92 frames
+#: falls out of cache and runs ~2x slower per image than in chunks of 128 (2 cores; see
+#: benchmarks/update_speed.py). GPUs get the whole batch.
+CPU_ENCODE_CHUNK = 128
+
+
 def _check_flow_frames(n_frames: int, name: str) -> None:
     if n_frames < 2:
         raise ValueError(f"{name} computes differences between consecutive frames and needs n_frames >= 2, "
@@ -100,10 +106,16 @@ class PixelExtractor(BaseFeaturesExtractor, ABC):
         b, _, h, w = observations.shape
         return observations.reshape(b, self.n_frames, self.frame_channels, h, w)
 
+    def run_encoder(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder on a batch of images; on CPU in chunks of at most :data:`CPU_ENCODE_CHUNK` images."""
+        if x.is_cuda or x.shape[0] <= CPU_ENCODE_CHUNK:
+            return self.encoder(x)
+        return torch.cat([self.encoder(c) for c in x.split(CPU_ENCODE_CHUNK)])
+
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """One encoder pass over every frame: ``(B, T, C, H, W)`` → maps ``(B, T, F, h, w)``."""
         b, t = frames.shape[:2]
-        maps = self.encoder(frames.reshape(b * t, *frames.shape[2:]))
+        maps = self.run_encoder(frames.reshape(b * t, *frames.shape[2:]))
         return maps.reshape(b, t, *maps.shape[1:])
 
     def encode(self, observations: torch.Tensor) -> torch.Tensor:
@@ -183,7 +195,7 @@ class PixelFlowExtractor(PixelExtractor):
     def encode(self, observations: torch.Tensor) -> torch.Tensor:
         frames = self.frames(observations)
         x = torch.cat([frames, frames[:, 1:] - frames[:, :-1]], dim=1)
-        return self.encoder(x.flatten(1, 2)).unsqueeze(1)
+        return self.run_encoder(x.flatten(1, 2)).unsqueeze(1)
 
     def fuse(self, maps: torch.Tensor) -> torch.Tensor:
         return maps.flatten(1)
