@@ -65,8 +65,12 @@ def test_one_encoder_shared_by_actor_and_critic_and_trained_by_the_critic_only()
     assert model.actor.features_extractor.fc.weight.grad is not None
 
 
-def test_critic_updates_train_the_encoder() -> None:
-    model = make(policy_kwargs=flare_kwargs(n_frames=3, **TINY))
+@pytest.mark.parametrize("same", [True, False])
+@pytest.mark.parametrize("kwargs", [{"features_extractor_kwargs": TINY}, flare_kwargs(n_frames=3, **TINY),
+                                    latent_stack_kwargs(n_frames=3, **TINY), pixel_flow_kwargs(n_frames=3, **TINY)])
+def test_critic_updates_train_the_encoder(kwargs, same) -> None:
+    """Whatever the extractor (the default stacked one too) and whether or not frames are shared."""
+    model = make(policy_kwargs=kwargs, same_augmentation=same)
     fill(model)
     enc = model.critic.features_extractor.encoder
     before = [p.clone() for p in enc.parameters()]

@@ -128,9 +128,6 @@ class RAD(SAC):
 
     # --- pieces of the update -------------------------------------------------------------------
 
-    def _pixels(self) -> bool:
-        return isinstance(self.critic.features_extractor, PixelExtractor)
-
     def _augment(self, obs: torch.Tensor, next_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         aug = self.policy.augmentation if isinstance(self.policy, RADPolicy) else None
         if aug is None:
@@ -152,8 +149,9 @@ class RAD(SAC):
             return o, n
         fo, fn = fe.frames(o), fe.frames(n)
         if not (fe.framewise and fe.n_frames > 1 and torch.equal(fo[:, 1:], fn[:, :-1])):
+            obs_maps = fe.encode(o)
             with torch.no_grad():
-                return fe.encode(o), fe.encode(n)
+                return obs_maps, fe.encode(n)
         g = fe.detached_prefix
         grad_maps = fe.encode_frames(fo[:, g:])
         with torch.no_grad():
