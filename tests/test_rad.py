@@ -175,3 +175,16 @@ def test_learn_with_progress_bar_and_registry_name(capsys) -> None:
     model = make(policy_kwargs=flare_kwargs(n_frames=3, **TINY))
     model.learn(70, progress_bar=True)
     assert model.num_timesteps == 70
+
+
+@pytest.mark.parametrize("kwargs, same", [(None, True), (pixel_flow_kwargs(n_frames=3, **TINY), True),
+                                          (flare_kwargs(n_frames=3, **TINY), False)])
+def test_critic_trains_the_encoder_when_frames_are_not_shared(kwargs, same) -> None:
+    """Regression: the early-fusion encoders (default, pixel flow) and independent augmentation encode obs and
+    next_obs whole; obs must keep its gradient there too."""
+    model = make(policy_kwargs=kwargs or {"features_extractor_kwargs": TINY}, same_augmentation=same)
+    fill(model)
+    enc = model.critic.features_extractor.encoder
+    before = [p.clone() for p in enc.parameters()]
+    model.train(gradient_steps=2, batch_size=16)
+    assert any(not torch.equal(a, b) for a, b in zip(before, enc.parameters(), strict=True))
