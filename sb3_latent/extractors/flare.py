@@ -101,9 +101,16 @@ class PixelExtractor(BaseFeaturesExtractor, ABC):
         return observations.reshape(b, self.n_frames, self.frame_channels, h, w)
 
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
-        """One encoder pass over every frame: ``(B, T, C, H, W)`` → maps ``(B, T, F, h, w)``."""
+        """One encoder pass over every frame: ``(B, T, C, H, W)`` → maps ``(B, T, F, h, w)``.
+
+        An encoder stored channels-last gets its input in that format (converted once, not again in the
+        backward pass); maps are returned in the standard layout, so the heads that read them flatten views."""
         b, t = frames.shape[:2]
-        maps = self.encoder(frames.reshape(b * t, *frames.shape[2:]))
+        x = frames.reshape(b * t, *frames.shape[2:])
+        w = next((p for p in self.encoder.parameters() if p.dim() == 4), None)
+        if w is not None and w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous():
+            x = x.contiguous(memory_format=torch.channels_last)
+        maps = self.encoder(x).contiguous()
         return maps.reshape(b, t, *maps.shape[1:])
 
     def encode(self, observations: torch.Tensor) -> torch.Tensor:
