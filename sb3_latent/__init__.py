@@ -4,7 +4,7 @@ Public names live here; everything else is internal.
 """
 
 from sb3_latent import registry
-from sb3_latent.algos import RAD
+from sb3_latent.algos import RAD, DrQv2
 from sb3_latent.augment import Augmentation, RandomCrop, RandomShift, RandomTranslate, make_augmentation
 from sb3_latent.buffers import FrameStoreReplayBuffer, NStepFrameStoreReplayBuffer
 from sb3_latent.envs import MovingDotEnv, dmc_env_id, make_dmc_env, make_dmc_gym_env, make_moving_dot_env
@@ -25,6 +25,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Augmentation",
+    "DrQv2",
     "FlareExtractor",
     "FrameStoreReplayBuffer",
     "NStepFrameStoreReplayBuffer",

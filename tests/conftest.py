@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # tiny nets: one thread avoids oversubscribing 2-core CI machines
 
 
 @pytest.fixture(autouse=True)

@@ -99,3 +99,19 @@ def test_augmentations_by_registry_name() -> None:
     assert make_augmentation(None) is None
     with pytest.raises(ValueError, match="Did you mean 'shift'"):
         make_augmentation("shfit")
+
+
+def test_shift_equals_drqs_bilinear_resampling_at_integer_offsets() -> None:
+    """DrQ samples the padded image with bilinear grid_sample on a grid of pixel centres moved by whole
+    pixels; RandomShift gathers those pixels directly (the same image, up to the interpolation's rounding)."""
+    aug, p = RandomShift(pad=4), 4
+    x = stacked_batch().float()
+    params = aug.sample_params(x)
+    n, _, h, w = x.shape
+    padded = F.pad(x, (p, p, p, p), mode="replicate")
+    centres = (torch.arange(h) * 2 + 1) / (h + 2 * p) - 1.0  # the first h pixel centres of the padded image
+    grid = torch.stack(torch.meshgrid(centres, centres, indexing="xy"), dim=-1)[None]
+    grid = grid + params.flip(-1)[:, None, None, :] * 2.0 / (h + 2 * p)
+    reference = F.grid_sample(padded, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    torch.testing.assert_close(aug.apply(x, params), reference, atol=0.01, rtol=0)
+    assert torch.equal(aug.apply(x.to(torch.uint8), params), aug.apply(x, params))  # bytes in, same floats out

@@ -59,3 +59,15 @@ def test_replay_memory_benchmark_quick(tmp_path) -> None:
     assert out["runs"]["sb3"]["nbytes_per_transition"] > 2 * 9 * 84 * 84
     assert all(r["sample"]["median_per_s"] > 0 and r["rss_growth"] > 0 for r in out["runs"].values())
     assert "FrameStoreReplayBuffer (ours)" in (tmp_path / "replay_memory.quick.md").read_text()
+
+
+def test_drqv2_speed_benchmark_quick(tmp_path) -> None:
+    from benchmarks import drqv2_speed
+
+    out = drqv2_speed.main(["--quick", "--out", str(tmp_path)])
+    for rows in out["results"].values():
+        assert set(rows) == {"textbook DrQ-v2", "textbook DrQ-v2, channels-last", "DrQv2 (ours)",
+                             "SB3 SAC CnnPolicy (NatureCNN)"}
+        assert all(r["median_per_s"] > 0 for r in rows.values())
+    assert out["same_maths_max_abs_diff"] < 1e-4  # one update of ours = one textbook update, up to rounding
+    assert "DrQv2 / textbook at batch 16" in (tmp_path / "drqv2_speed.quick.md").read_text()

@@ -179,3 +179,4 @@ def test_learn_with_progress_bar_and_registry_name(capsys) -> None:
     model = make(policy_kwargs=flare_kwargs(n_frames=3, **TINY))
     model.learn(70, progress_bar=True)
     assert model.num_timesteps == 70
+

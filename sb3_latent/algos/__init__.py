@@ -1,5 +1,7 @@
-"""Algorithms, one folder each, laid out as sb3-contrib does (``<name>.py``, ``policies.py``)."""
+"""Algorithms, one folder each, laid out as sb3-contrib does (``<name>.py``, ``policies.py``);
+what they share is in ``common.py``."""
 
+from sb3_latent.algos.drqv2 import DrQv2
 from sb3_latent.algos.rad import RAD
 
-__all__ = ["RAD"]
+__all__ = ["RAD", "DrQv2"]

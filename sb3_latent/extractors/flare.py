@@ -107,10 +107,16 @@ class PixelExtractor(BaseFeaturesExtractor, ABC):
         return observations.reshape(b, self.n_frames, self.frame_channels, h, w)
 
     def run_encoder(self, x: torch.Tensor) -> torch.Tensor:
-        """The encoder on a batch of images; on CPU in chunks of at most :data:`CPU_ENCODE_CHUNK` images."""
+        """The encoder on a batch of images, on CPU in chunks of at most :data:`CPU_ENCODE_CHUNK` images.
+
+        An encoder stored channels-last gets its input in that format (converted once, not again in the
+        backward pass); maps are returned in the standard layout, so the heads that read them flatten views."""
+        w = next((p for p in self.encoder.parameters() if p.dim() == 4), None)
+        if w is not None and w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous():
+            x = x.contiguous(memory_format=torch.channels_last)
         if x.is_cuda or x.shape[0] <= CPU_ENCODE_CHUNK:
-            return self.encoder(x)
-        return torch.cat([self.encoder(c) for c in x.split(CPU_ENCODE_CHUNK)])
+            return self.encoder(x).contiguous()
+        return torch.cat([self.encoder(c) for c in x.split(CPU_ENCODE_CHUNK)]).contiguous()
 
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """One encoder pass over every frame: ``(B, T, C, H, W)`` → maps ``(B, T, F, h, w)``."""

@@ -15,23 +15,19 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-from gymnasium import spaces
 from stable_baselines3 import SAC
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.preprocessing import is_image_space, preprocess_obs
 from stable_baselines3.common.type_aliases import GymEnv, ReplayBufferSamples, Schedule
-from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN
-from torch import nn
 
+from sb3_latent.algos.common import SharedEncoderMixin, check_spaces
 from sb3_latent.algos.rad.policies import RADMlpPolicy, RADPolicy
 from sb3_latent.buffers import FrameStoreReplayBuffer
-from sb3_latent.extractors.flare import PixelExtractor
 
 
-class RAD(SAC):
+class RAD(SharedEncoderMixin, SAC):
     """RAD-SAC with SB3's interface; every :class:`~sb3_latent.extractors.flare.PixelExtractor`
     (Flare, latent stack, pixel flow) can replace the default stacked-frames encoder.
 
@@ -96,15 +92,9 @@ class RAD(SAC):
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         if not 0.0 < encoder_tau <= 1.0:
             raise ValueError(f"encoder_tau must be in (0, 1], got {encoder_tau!r}")
-        action_space = getattr(env, "action_space", None)
-        if action_space is not None and not isinstance(action_space, spaces.Box):
-            raise TypeError(f"RAD (SAC) needs continuous actions (a Box action space), got {action_space}")
         policy_kwargs = {"net_arch": [1024, 1024], **(policy_kwargs or {})}
         pixels = policy == "CnnPolicy" or (isinstance(policy, type) and issubclass(policy, RADPolicy))
-        obs_space = getattr(env, "observation_space", None)
-        if pixels and obs_space is not None and not is_image_space(obs_space, check_channels=False):
-            raise TypeError(f"RAD's CnnPolicy needs image observations (uint8, (C, H, W)), got {obs_space}; "
-                            f"use 'MlpPolicy' for vector observations")
+        check_spaces("RAD (SAC)", env, pixels)
         if pixels:
             policy_kwargs = {"augment": augment, "augment_kwargs": augment_kwargs, "encoder_lr": encoder_lr,
                              **policy_kwargs}
@@ -126,48 +116,7 @@ class RAD(SAC):
         if self.log_ent_coef is not None:  # temperature: Adam(lr 1e-4, β1 0.5), Flare Table A.4
             self.ent_coef_optimizer = torch.optim.Adam([self.log_ent_coef], lr=self.alpha_lr, betas=self.alpha_betas)
 
-    # --- pieces of the update -------------------------------------------------------------------
-
-    def _augment(self, obs: torch.Tensor, next_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        aug = self.policy.augmentation if isinstance(self.policy, RADPolicy) else None
-        if aug is None:
-            return obs, next_obs
-        a, b = aug(obs, next_obs, same=self.same_augmentation)
-        return a, b
-
-    def _preprocess(self, obs: torch.Tensor) -> torch.Tensor:
-        space = self.policy.encoder_space if isinstance(self.policy, RADPolicy) else self.observation_space
-        return preprocess_obs(obs, space, normalize_images=self.policy.normalize_images)  # type: ignore[return-value]
-
-    def _encode(self, obs: torch.Tensor, next_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Online encoder maps of obs (with gradient) and next_obs (without). When obs and next_obs
-        share frames (frame stacking, same augmentation), each unique frame is encoded once, and
-        frames that enter only detached (Flare's oldest) are encoded without gradient."""
-        fe = self.critic.features_extractor
-        o, n = self._preprocess(obs), self._preprocess(next_obs)
-        if not isinstance(fe, PixelExtractor):
-            return o, n
-        fo, fn = fe.frames(o), fe.frames(n)
-        if not (fe.framewise and fe.n_frames > 1 and torch.equal(fo[:, 1:], fn[:, :-1])):
-            obs_maps = fe.encode(o)
-            with torch.no_grad():
-                return obs_maps, fe.encode(n)
-        g = fe.detached_prefix
-        grad_maps = fe.encode_frames(fo[:, g:])
-        with torch.no_grad():
-            rest = fe.encode_frames(torch.cat([fo[:, :g], fn[:, -1:]], dim=1))
-        obs_maps = torch.cat([rest[:, :g], grad_maps], dim=1)
-        next_maps = torch.cat([grad_maps[:, 1 - g :].detach(), rest[:, g:]], dim=1)
-        return obs_maps, next_maps
-
-    @staticmethod
-    def _head(extractor: nn.Module, maps: torch.Tensor) -> torch.Tensor:
-        return extractor.head(maps) if isinstance(extractor, PixelExtractor) else extractor(maps)
-
-    def _target_features(self, next_obs: torch.Tensor) -> torch.Tensor:
-        fe = self.critic_target.features_extractor
-        n = self._preprocess(next_obs)
-        return self._head(fe, fe.encode(n) if isinstance(fe, PixelExtractor) else n)
+    # --- pieces of the update (the rest are SharedEncoderMixin's) ------------------------------
 
     def _policy(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Squashed-Gaussian action and its log-probability from actor features."""
@@ -175,11 +124,6 @@ class RAD(SAC):
         log_std = torch.clamp(self.actor.log_std(latent), LOG_STD_MIN, LOG_STD_MAX)  # type: ignore[operator]
         action, log_prob = self.actor.action_dist.log_prob_from_params(self.actor.mu(latent), log_std)  # type: ignore[call-arg]
         return action, log_prob.reshape(-1, 1)
-
-    @staticmethod
-    def _q(critic: nn.Module, features: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([features, actions], dim=1)
-        return torch.cat([q(x) for q in critic.q_networks], dim=1)  # type: ignore[union-attr]
 
     # --- the update -----------------------------------------------------------------------------
 
@@ -190,7 +134,8 @@ class RAD(SAC):
         obs_maps, next_maps = self._encode(obs, next_obs)
         with torch.no_grad():  # soft target, eq. (1)-(2) of Flare's Appendix A.1
             next_action, next_log_prob = self._policy(self._head(actor_fe, next_maps))
-            next_q = self._q(self.critic_target, self._target_features(next_obs), next_action).min(1, keepdim=True)[0]
+            next_features = self._target_features(next_obs, next_maps)
+            next_q = self._q(self.critic_target, next_features, next_action).min(1, keepdim=True)[0]
             target_q = data.rewards + (1 - data.dones) * self.gamma * (next_q - ent_coef * next_log_prob)
         q = self._q(self.critic, self._head(critic_fe, obs_maps), data.actions)
         critic_loss = F.mse_loss(q, target_q.expand_as(q), reduction="none").mean(0).sum()  # sum over the Qs, as RAD
@@ -217,22 +162,12 @@ class RAD(SAC):
                 logs["ent_coef_loss"] = ent_coef_loss.item()
 
         if self._n_updates % self.target_update_interval == 0:  # critic τ 0.01, encoder τ 0.05
-            enc: nn.Module | None = getattr(critic_fe, "encoder", None)
-            enc_ids = {id(p) for p in enc.parameters()} if enc is not None else set()
-            pairs = list(zip(self.critic.parameters(), self.critic_target.parameters(), strict=True))
-            polyak_update([p for p, _ in pairs if id(p) not in enc_ids],
-                          [t for p, t in pairs if id(p) not in enc_ids], self.tau)
-            target_enc: nn.Module | None = getattr(self.critic_target.features_extractor, "encoder", None)
-            if enc is not None and target_enc is not None:
-                polyak_update(enc.parameters(), target_enc.parameters(), self.encoder_tau)
+            self._soft_update_critic(self.tau, self.encoder_tau)
         return logs
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         self.policy.set_training_mode(True)
-        lr = self.lr_schedule(self._current_progress_remaining)
-        for opt in (self.actor.optimizer, self.critic.optimizer):
-            for group in opt.param_groups:
-                group["lr"] = getattr(self.policy, "encoder_lr", lr) if group.get("name") == "encoder" else lr
+        lr = self._set_learning_rates()
         logs: dict[str, list[float]] = defaultdict(list)
         for _ in range(gradient_steps):
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
