@@ -14,6 +14,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from stable_baselines3.common.buffers import ReplayBuffer
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -55,6 +58,19 @@ def median_rate(fn: Callable[[], int], repeats: int, warmup: Callable[[], Any] |
         rates.append(n / (time.perf_counter() - t0))
     return {"median_per_s": statistics.median(rates), "min_per_s": min(rates), "max_per_s": max(rates),
             "repeats": repeats}
+
+
+def fill(buffer: ReplayBuffer, n_frames: int = 3, seed: int = 0) -> None:
+    """Random frames, stacked as frame stacking does, so obs and next_obs share n_frames - 1 frames."""
+    rng = np.random.default_rng(seed)
+    c, h, w = buffer.obs_shape
+    per = c // n_frames
+    frames = [rng.integers(0, 256, (per, h, w), dtype=np.uint8) for _ in range(n_frames)]
+    for _ in range(buffer.buffer_size):
+        obs = np.concatenate(frames)[None]
+        frames = [*frames[1:], rng.integers(0, 256, (per, h, w), dtype=np.uint8)]
+        action = rng.uniform(-1, 1, (1, buffer.action_dim)).astype(np.float32)
+        buffer.add(obs, np.concatenate(frames)[None], action, rng.random(1), np.zeros(1), [{}])
 
 
 def write(name: str, args: argparse.Namespace, results: dict[str, Any], table: str) -> Path:

@@ -33,8 +33,8 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from torch import nn
 
-from benchmarks.common import md_table, median_rate, parser, write
-from benchmarks.update_speed import fill, sb3_rate
+from benchmarks.common import fill, md_table, median_rate, parser, write
+from benchmarks.update_speed import sb3_rate
 from sb3_latent import DrQv2, NStepFrameStoreReplayBuffer, RandomShift, make_moving_dot_env
 from sb3_latent.extractors import RadEncoder, weight_init
 

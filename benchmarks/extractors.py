@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 from stable_baselines3 import SAC
 
-from benchmarks.common import md_table, median_rate, parser, write
+from benchmarks.common import fill, md_table, median_rate, parser, write
 from sb3_latent import flare_kwargs, latent_stack_kwargs, make_moving_dot_env, pixel_flow_kwargs
 
 VARIANTS = {
@@ -29,13 +28,7 @@ def updates_per_s(policy_kwargs: dict[str, Any], size: int, batch: int, n_update
     env = make_moving_dot_env(frame_stack=3, size=size, seed=0)
     model = SAC("CnnPolicy", env, policy_kwargs=policy_kwargs, batch_size=batch, buffer_size=max(4 * batch, 1000),
                 learning_starts=0, seed=0, device="auto")
-    obs = env.reset()
-    rng = np.random.default_rng(0)
-    for _ in range(model.replay_buffer.buffer_size):  # random frames, random actions
-        nxt = rng.integers(0, 256, obs.shape, dtype=np.uint8)
-        action = rng.uniform(-1, 1, (1, 2)).astype(np.float32)
-        model.replay_buffer.add(obs, nxt, action, np.zeros(1), np.zeros(1), [{}])
-        obs = nxt
+    fill(model.replay_buffer)  # type: ignore[arg-type]
     model._setup_learn(total_timesteps=1)
 
     def train() -> int:

@@ -27,22 +27,9 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from torch import nn
 
-from benchmarks.common import md_table, median_rate, parser, write
+from benchmarks.common import fill, md_table, median_rate, parser, write
 from sb3_latent import RAD, RandomTranslate, flare_kwargs, make_moving_dot_env
 from sb3_latent.extractors import RadEncoder, weight_init
-
-
-def fill(buffer: ReplayBuffer, n_frames: int = 3, seed: int = 0) -> None:
-    """Random frames, stacked as frame stacking does, so obs and next_obs share n_frames - 1 frames."""
-    rng = np.random.default_rng(seed)
-    c, h, w = buffer.obs_shape
-    per = c // n_frames
-    frames = [rng.integers(0, 256, (per, h, w), dtype=np.uint8) for _ in range(n_frames)]
-    for _ in range(buffer.buffer_size):
-        obs = np.concatenate(frames)[None]
-        frames = [*frames[1:], rng.integers(0, 256, (per, h, w), dtype=np.uint8)]
-        action = rng.uniform(-1, 1, (1, buffer.action_dim)).astype(np.float32)
-        buffer.add(obs, np.concatenate(frames)[None], action, rng.random(1), np.zeros(1), [{}])
 
 
 class TextbookRAD:

@@ -173,9 +173,6 @@ class SharedEncoderMixin:
     #: one augmentation draw for obs and next_obs of a sample (RAD's translate); False: independent
     same_augmentation: bool = False
 
-    def _pixels(self) -> bool:
-        return isinstance(self.critic.features_extractor, PixelExtractor)
-
     def _augment(self, obs: torch.Tensor, next_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         aug = getattr(self.policy, "augmentation", None)
         if aug is None:
