@@ -20,6 +20,7 @@ from sb3_latent.extractors import (
     pixel_flow_kwargs,
     state_flare_kwargs,
 )
+from sb3_latent.lever import LeVERExtractor, LeVERReplayBuffer, attach_lever, load_encoder
 
 __version__ = "0.1.0"
 
@@ -30,6 +31,8 @@ __all__ = [
     "FrameStoreReplayBuffer",
     "NStepFrameStoreReplayBuffer",
     "LatentStackExtractor",
+    "LeVERExtractor",
+    "LeVERReplayBuffer",
     "MovingDotEnv",
     "NatureEncoder",
     "PixelFlowExtractor",
@@ -39,9 +42,11 @@ __all__ = [
     "RandomShift",
     "RandomTranslate",
     "StateFlareExtractor",
+    "attach_lever",
     "dmc_env_id",
     "flare_kwargs",
     "latent_stack_kwargs",
+    "load_encoder",
     "make_augmentation",
     "make_dmc_env",
     "make_dmc_gym_env",

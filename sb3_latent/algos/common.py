@@ -170,12 +170,30 @@ class SharedEncoderMixin:
     observation_space: spaces.Space
     lr_schedule: Schedule
     _current_progress_remaining: float
+    replay_buffer: Any
     #: one augmentation draw for obs and next_obs of a sample (RAD's translate); False: independent
     same_augmentation: bool = False
+    #: a LeVER buffer given as ``replay_buffer_class`` is bound here, no :func:`sb3_latent.attach_lever` needed
+    lever_native: bool = True
+
+    def _bind_lever(self) -> None:
+        """Bind a LeVER replay buffer to this model's encoders (sampled batches become latents ``(B, N, L)``
+        after its freeze; every step below passes them through)."""
+        if hasattr(self.replay_buffer, "bind"):
+            self.replay_buffer.bind(self)
+
+    def load_replay_buffer(self, path: Any, truncate_last_traj: bool = True) -> None:
+        super().load_replay_buffer(path, truncate_last_traj)  # type: ignore[misc]
+        self._bind_lever()
+
+    @staticmethod
+    def _latent(x: torch.Tensor) -> bool:
+        """Whether a sampled batch holds LeVER latents ``(B, N, L)`` rather than images or vectors."""
+        return x.dim() == 3
 
     def _augment(self, obs: torch.Tensor, next_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         aug = getattr(self.policy, "augmentation", None)
-        if aug is None:
+        if aug is None or self._latent(obs):
             return obs, next_obs
         a, b = aug(obs, next_obs, same=self.same_augmentation)
         return a, b
@@ -190,6 +208,8 @@ class SharedEncoderMixin:
         stacking, same augmentation), each unique frame is encoded once, and frames that enter only
         detached (Flare's oldest) are encoded without gradient."""
         fe = self.critic.features_extractor
+        if self._latent(obs):  # LeVER after the freeze: the encoders' work is in the buffer already
+            return obs, next_obs
         o, n = self._preprocess(obs), self._preprocess(next_obs)
         if not isinstance(fe, PixelExtractor):
             return o, n
@@ -206,9 +226,11 @@ class SharedEncoderMixin:
         next_maps = torch.cat([grad_maps[:, 1 - g :].detach(), rest[:, g:]], dim=1)
         return obs_maps, next_maps
 
-    @staticmethod
-    def _head(extractor: nn.Module, maps: torch.Tensor) -> torch.Tensor:
-        """Features from maps of :meth:`_encode` (for vector observations: the extractor itself)."""
+    def _head(self, extractor: nn.Module, maps: torch.Tensor) -> torch.Tensor:
+        """Features from maps of :meth:`_encode` (for vector observations: the extractor itself; for
+        LeVER latents: the layers after the frozen ones, on this extractor's latent slot)."""
+        if self._latent(maps):
+            return self.replay_buffer.latent_features(extractor, maps)  # type: ignore[no-any-return]
         return extractor.head(maps) if isinstance(extractor, PixelExtractor) else extractor(maps)
 
     def _target_features(self, next_obs: torch.Tensor, next_maps: torch.Tensor) -> torch.Tensor:
@@ -216,7 +238,7 @@ class SharedEncoderMixin:
         encoder (DrQ-v2) or has none, else through its own encoder copy (RAD)."""
         fe = self.critic_target.features_extractor
         online = getattr(self.critic.features_extractor, "encoder", None)
-        if not isinstance(fe, PixelExtractor) or fe.encoder is online:
+        if not isinstance(fe, PixelExtractor) or fe.encoder is online or self._latent(next_maps):
             return self._head(fe, next_maps)
         return fe.head(fe.encode(self._preprocess(next_obs)))
 

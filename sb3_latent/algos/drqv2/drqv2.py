@@ -26,6 +26,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayB
 from sb3_latent.algos.common import SharedEncoderMixin, check_spaces
 from sb3_latent.algos.drqv2.policies import DrQv2MlpPolicy, DrQv2Policy
 from sb3_latent.buffers import NStepFrameStoreReplayBuffer
+from sb3_latent.lever import LeVERReplayBuffer
 
 _NUM = r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*"
 _FORMS = {"constant": 1, "linear": 3, "step_linear": 5}
@@ -210,7 +211,7 @@ class DrQv2(SharedEncoderMixin, OffPolicyAlgorithm):
             policy_kwargs = {"augment": augment, "augment_kwargs": augment_kwargs, **policy_kwargs}
         replay_buffer_class = replay_buffer_class or (NStepFrameStoreReplayBuffer if pixels else NStepReplayBuffer)
         replay_buffer_kwargs = dict(replay_buffer_kwargs or {})
-        if issubclass(replay_buffer_class, (NStepReplayBuffer, NStepFrameStoreReplayBuffer)):
+        if issubclass(replay_buffer_class, (NStepReplayBuffer, NStepFrameStoreReplayBuffer, LeVERReplayBuffer)):
             replay_buffer_kwargs = {"n_steps": int(n_steps), "gamma": gamma, **replay_buffer_kwargs}
         self.stddev_schedule, self.stddev_clip = stddev_schedule, stddev_clip
         super().__init__(
@@ -255,6 +256,7 @@ class DrQv2(SharedEncoderMixin, OffPolicyAlgorithm):
             self.n_steps = n_steps
         self.actor, self.critic, self.critic_target = self.policy.actor, self.policy.critic, self.policy.critic_target
         self._stddev = parse_stddev_schedule(self.stddev_schedule)
+        self._bind_lever()
 
     def stddev(self) -> float:
         """Exploration σ at the current agent step (``num_timesteps``)."""

@@ -115,6 +115,7 @@ class RAD(SharedEncoderMixin, SAC):
         super()._setup_model()
         if self.log_ent_coef is not None:  # temperature: Adam(lr 1e-4, β1 0.5), Flare Table A.4
             self.ent_coef_optimizer = torch.optim.Adam([self.log_ent_coef], lr=self.alpha_lr, betas=self.alpha_betas)
+        self._bind_lever()
 
     # --- pieces of the update (the rest are SharedEncoderMixin's) ------------------------------
 
