@@ -173,7 +173,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         pub = published_at(task, frames)
         rows.append([task, f"{frames:,}", f"{np.mean(finals):.0f} ± {np.std(finals):.0f}",
                      f"{pub[0]:.0f} ± {pub[1]:.0f}", f"{np.mean([r['updates'] for r in mine]):.0f}",
-                     f"{np.mean([r['seconds'] for r in mine]) / 60:.1f}", mine[0]["batch_size"], mine[0]["buffer_size"]])
+                     f"{np.mean([r['seconds'] for r in mine]) / 60:.1f}", mine[0]["batch_size"],
+                     mine[0]["buffer_size"]])
     table = md_table(["task", "frames reached", "ours (final eval)", "DrQ-v2 published at those frames",
                       "updates", "minutes", "batch", "buffer"], rows)
     stem = "drqv2_dmc.quick" if quick else "drqv2_dmc"

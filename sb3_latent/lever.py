@@ -184,7 +184,8 @@ class _Binding:
     def _augmentation(policy: Any, buffer: LeVERReplayBuffer) -> tuple[Augmentation | None, Callable[..., Any]]:
         view = getattr(policy, "eval_view", lambda x: x)
         if buffer.augment == "default":
-            aug = getattr(policy, "augmentation", None) if hasattr(policy, "augmentation") else make_augmentation("shift")
+            # the algorithm's own (RAD: translate, DrQ-v2: shift); stock SB3 has none: DrQ's shift, pad 4
+            aug = policy.augmentation if hasattr(policy, "augmentation") else make_augmentation("shift")
         else:
             aug = make_augmentation(buffer.augment, **(buffer.augment_kwargs or {}))
         if aug is None and buffer.K > 1:
@@ -215,15 +216,16 @@ class _Binding:
     def freeze_model(self) -> None:
         """Freeze the encoders: no gradient, no optimizer state; remember it in the model's buffer kwargs
         (a saved model reloads frozen)."""
-        optimizers = [m for m in [self.model.policy, *self.model.policy.modules()]
-                      if isinstance(getattr(m, "optimizer", None), torch.optim.Optimizer)]
+        optimizers: list[torch.optim.Optimizer] = [
+            opt for m in [self.model.policy, *self.model.policy.modules()]
+            if isinstance(opt := getattr(m, "optimizer", None), torch.optim.Optimizer)]
         for p in self.frozen_params:
             p.requires_grad_(False)
             p.grad = None
-            for owner in optimizers:
-                owner.optimizer.state.pop(p, None)  # type: ignore[union-attr]
+            for opt in optimizers:
+                opt.state.pop(p, None)
         kwargs = dict(getattr(self.model, "replay_buffer_kwargs", None) or {})
-        self.model.replay_buffer_kwargs = {**kwargs, "frozen": True}
+        setattr(self.model, "replay_buffer_kwargs", {**kwargs, "frozen": True})  # noqa: B010
 
 
 class LeVERReplayBuffer(FrameStoreReplayBuffer):
@@ -317,9 +319,10 @@ class LeVERReplayBuffer(FrameStoreReplayBuffer):
         """Give the buffer its model's encoders (and, for stock SB3 models, put :class:`LeVERExtractor`
         in their networks); checks the capacity the freeze will give. Freezes now if ``frozen``."""
         binding = _Binding(model, self)
-        if self.frozen and binding.n_slots * binding.latent_dim != int(np.prod(self.z_next.shape[2::2])):  # type: ignore[union-attr]
+        z_shape = self.z_next.shape[2::2] if self.z_next is not None else ()
+        if self.frozen and (binding.n_slots, binding.latent_dim) != z_shape:
             raise ValueError("this LeVER buffer's latents do not fit the model: it was saved from a model with other "
-                             f"encoders (latents {self.z_next.shape[2:]}, model: N={binding.n_slots}, "  # type: ignore[union-attr]
+                             f"encoders (latents N, L = {z_shape}, model: N={binding.n_slots}, "
                              f"L={binding.latent_dim})")
         self._binding = binding
         if not self.frozen:
@@ -457,8 +460,8 @@ class LeVERReplayBuffer(FrameStoreReplayBuffer):
                 self._ep_step[i] = 0  # reset without done: a new episode
         first = np.flatnonzero(self._ep_step == 0)
         if len(first):
-            for i, z in zip(first, b.encode(o[first], self.K), strict=True):
-                self.z_first[(self.n_added, int(i))] = z
+            for env, z in zip(first, b.encode(o[first], self.K), strict=True):
+                self.z_first[(self.n_added, int(env))] = z
         self.z_next[self.n_added % len(self.z_next)] = b.encode(nx, self.K)
         self._last_next = nx.copy()
         self.episode_steps[self.pos] = np.minimum(self._ep_step, np.iinfo(np.int32).max)
@@ -540,7 +543,7 @@ def attach_lever(model: BaseAlgorithm, T_f: int | None = None, K: int | None = N
         copied into this one, which is then frozen from step 0
     :param kwargs: other :class:`LeVERReplayBuffer` arguments (``freeze``, ``memory_budget``, ``T_f_unit``, ...)
     """
-    given = {k: v for k, v in {"T_f": T_f, "K": K, **kwargs}.items() if v is not None}
+    given = {**{k: v for k, v in {"T_f": T_f, "K": K}.items() if v is not None}, **kwargs}
     if encoder_from is not None:
         given["frozen"] = True
     buffer = getattr(model, "replay_buffer", None)
@@ -550,13 +553,15 @@ def attach_lever(model: BaseAlgorithm, T_f: int | None = None, K: int | None = N
         if not isinstance(buffer, LeVERReplayBuffer) and buffer.size() > 0:
             raise ValueError(f"attach_lever replaces the replay buffer, which already holds {buffer.size()} "
                              "transitions; attach LeVER before learning (or save them first with save_replay_buffer)")
-        settings = {**(model.replay_buffer_kwargs if model.replay_buffer_class is LeVERReplayBuffer else {}), **given}
+        saved = getattr(model, "replay_buffer_kwargs", None) or {}
+        settings = {**(saved if getattr(model, "replay_buffer_class", None) is LeVERReplayBuffer else {}), **given}
         if getattr(model, "n_steps", 1) > 1:
             settings.setdefault("n_steps", model.n_steps)  # type: ignore[attr-defined]
             settings.setdefault("gamma", model.gamma)  # type: ignore[attr-defined]
         buffer = LeVERReplayBuffer(model.buffer_size, model.observation_space, model.action_space,  # type: ignore[attr-defined]
                                    device=model.device, n_envs=model.n_envs, **settings)
-        model.replay_buffer_class, model.replay_buffer_kwargs = LeVERReplayBuffer, settings  # type: ignore[attr-defined]
+        setattr(model, "replay_buffer_class", LeVERReplayBuffer)  # noqa: B010
+        setattr(model, "replay_buffer_kwargs", settings)  # noqa: B010
     assert isinstance(buffer, LeVERReplayBuffer)
     if encoder_from is not None:
         load_encoder(model, encoder_from, buffer.freeze_mode)
@@ -571,6 +576,7 @@ def load_encoder(model: BaseAlgorithm, source: str | Path | BaseAlgorithm, freez
 
     :raises ValueError: when a layer is missing in ``source`` or has another shape
     """
+    state: dict[str, Any]
     if isinstance(source, BaseAlgorithm):
         state = source.policy.state_dict()
     else:
@@ -579,7 +585,7 @@ def load_encoder(model: BaseAlgorithm, source: str | Path | BaseAlgorithm, freez
         _, params, _ = load_from_zip_file(source, device=model.device)
         if params is None or "policy" not in params:
             raise ValueError(f"{str(source)!r} holds no policy parameters")
-        state = params["policy"]
+        state = dict(params["policy"])
     names = {id(p): n for n, p in model.policy.named_parameters()}
     wanted: list[str] = []
     for name in CONSUMERS:
