@@ -20,7 +20,11 @@ from sb3_latent.lever import LeVERExtractor, split_extractor
 
 SIZE, FEAT = 36, 16
 SMALL = dict(buffer_size=200, batch_size=8, learning_starts=40, seed=0)
-TINY = dict(net_arch=[16], features_extractor_kwargs=dict(features_dim=FEAT))
+
+
+def tiny() -> dict:
+    """Small networks (a fresh dict: SB3 adds keys to the policy_kwargs it is given)."""
+    return dict(net_arch=[16], features_extractor_kwargs=dict(features_dim=FEAT))
 
 
 def env(n_envs: int = 1, discrete: bool = False):
@@ -29,13 +33,13 @@ def env(n_envs: int = 1, discrete: bool = False):
 
 
 def sac(**lever) -> SAC:
-    model = SAC("CnnPolicy", env(), policy_kwargs=TINY,
+    model = SAC("CnnPolicy", env(), policy_kwargs=tiny(),
                 **SMALL)
     return attach_lever(model, **{"T_f": 10, "K": 2, **lever})  # type: ignore[return-value]
 
 
 def drqv2(**lever) -> DrQv2:
-    return DrQv2("CnnPolicy", env(), policy_kwargs=TINY,
+    return DrQv2("CnnPolicy", env(), policy_kwargs=tiny(),
                  replay_buffer_class=LeVERReplayBuffer, replay_buffer_kwargs={"T_f": 10, "K": 2, **lever}, **SMALL)
 
 
@@ -121,7 +125,7 @@ def test_layout_across_episodes_envs_and_the_freeze() -> None:
     split = rb._binding.slots[0]
     with torch.no_grad():
         want_obs, want_next = (
-            split.latent(torch.as_tensor(np.stack([truth[i][j][e] for i, e in zip(g, envs, strict=True)])).float() / 255)
+            split.latent(torch.as_tensor(np.stack([truth[i][j][e] for i, e in zip(g, envs, strict=True)])) / 255.0)
             for j in (0, 1))
     np.testing.assert_allclose(z_obs[:, 0], want_obs.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(z_next[:, 0], want_next.numpy(), rtol=1e-5, atol=1e-6)
@@ -188,7 +192,7 @@ def test_stock_algorithms_train_on_latents(algo) -> None:
     discrete = algo in (DQN, QRDQN)
     kw = dict(SMALL, train_freq=1) if discrete else SMALL
     model = attach_lever(algo("CnnPolicy", env(n_envs=2, discrete=discrete),
-                              policy_kwargs=TINY,
+                              policy_kwargs=tiny(),
                               **kw), T_f=5, K=2)
     model.learn(120)
     rb = model.replay_buffer
@@ -278,7 +282,7 @@ def test_transfer_starts_frozen_with_the_source_encoder(tmp_path) -> None:
     source = sac(T_f=5)
     source.learn(50)
     source.save(tmp_path / "src")
-    target = SAC("CnnPolicy", env(), policy_kwargs=TINY,
+    target = SAC("CnnPolicy", env(), policy_kwargs=tiny(),
                  **{**SMALL, "seed": 1})
     attach_lever(target, T_f=1, K=2, encoder_from=tmp_path / "src.zip")
     assert target.replay_buffer.frozen
