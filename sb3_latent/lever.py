@@ -72,13 +72,23 @@ CONSUMERS: dict[str, str | None] = {
 
 @dataclass
 class Split:
-    """An extractor cut at the freeze: ``latent`` (preprocessed images → ``(B, L)``, frozen) then
-    ``rest`` (``(B, L)`` → features, still trained)."""
+    """An extractor cut at the freeze: ``latent = tail(body(x))`` (preprocessed images → ``(B, L)``,
+    frozen; ``body`` may be shared by several extractors, as RAD's and DrQ-v2's actor and critic share
+    the conv encoder, and is then run once for both) and ``rest`` (``(B, L)`` → features, still trained)."""
 
-    latent: Callable[[torch.Tensor], torch.Tensor]
+    body: Callable[[torch.Tensor], torch.Tensor]
+    tail: Callable[[torch.Tensor], torch.Tensor]
     rest: Callable[[torch.Tensor], torch.Tensor]
     frozen: list[nn.Parameter]
     latent_dim: int
+    body_id: int
+
+    def latent(self, x: torch.Tensor) -> torch.Tensor:
+        return self.tail(self.body(x))
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
 
 
 def split_extractor(fe: nn.Module, freeze: str = "fc") -> Split:
@@ -95,16 +105,16 @@ def split_extractor(fe: nn.Module, freeze: str = "fc") -> Split:
 
         conv = list(fe.encoder.parameters())
         if freeze == "fc":
-            return Split(lambda x: fe.fc(body(x)), lambda z: torch.tanh(fe.ln(z)), [*conv, *fe.fc.parameters()],
-                         fe.fc.out_features)
-        return Split(body, lambda z: torch.tanh(fe.ln(fe.fc(z))), conv, fe.fc.in_features)
+            return Split(body, fe.fc, lambda z: torch.tanh(fe.ln(z)), [*conv, *fe.fc.parameters()],
+                         fe.fc.out_features, id(fe.encoder))
+        return Split(body, _identity, lambda z: torch.tanh(fe.ln(fe.fc(z))), conv, fe.fc.in_features, id(fe.encoder))
     if isinstance(fe, NatureCNN):
         fc = fe.linear[0]
         assert isinstance(fc, nn.Linear)
         if freeze == "fc":
-            return Split(lambda x: fc(fe.cnn(x)), fe.linear[1:], [*fe.cnn.parameters(), *fc.parameters()],
-                         fc.out_features)
-        return Split(fe.cnn, fe.linear, list(fe.cnn.parameters()), fc.in_features)
+            return Split(fe.cnn, fc, fe.linear[1:], [*fe.cnn.parameters(), *fc.parameters()], fc.out_features,
+                         id(fe.cnn))
+        return Split(fe.cnn, _identity, fe.linear, list(fe.cnn.parameters()), fc.in_features, id(fe.cnn))
     raise TypeError(f"LeVER cannot split a {type(fe).__name__}: it freezes SB3's NatureCNN and the sb3-latent pixel "
                     "extractors (Flare, latent stack, pixel flow, DrQ-v2/RAD encoders); use one of them")
 
@@ -209,8 +219,11 @@ class _Binding:
             xk = self.aug(x) if self.aug is not None else self.view(x)
             assert isinstance(xk, torch.Tensor)
             xk = xk / 255.0 if self.normalize else xk
+            bodies: dict[int, torch.Tensor] = {}  # a conv encoder shared by two slots runs once
             for n, split in enumerate(self.slots):
-                out[:, n, k] = split.latent(xk).float().cpu().numpy()
+                if split.body_id not in bodies:
+                    bodies[split.body_id] = split.body(xk)
+                out[:, n, k] = split.tail(bodies[split.body_id]).float().cpu().numpy()
         return out
 
     def freeze_model(self) -> None:
