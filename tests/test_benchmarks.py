@@ -71,3 +71,25 @@ def test_drqv2_speed_benchmark_quick(tmp_path) -> None:
         assert all(r["median_per_s"] > 0 for r in rows.values())
     assert out["same_maths_max_abs_diff"] < 1e-4  # one update of ours = one textbook update, up to rounding
     assert "DrQv2 / textbook at batch 16" in (tmp_path / "drqv2_speed.quick.md").read_text()
+
+
+@pytest.mark.dmc
+def test_drqv2_dmc_benchmark_quick(tmp_path) -> None:
+    from benchmarks import drqv2_dmc
+
+    out = drqv2_dmc.main(["--quick", "--out", str(tmp_path)])
+    (run,) = out["runs"]
+    assert run["frames"] == 1_000 and run["updates"] > 0 and len(run["curve"]) >= 2
+    assert drqv2_dmc.published_at("walker-walk", 10_000) == pytest.approx((34.0, 20.5))
+    assert "DrQ-v2 published" in (tmp_path / "drqv2_dmc.quick.md").read_text()
+    assert (tmp_path / "drqv2_dmc.quick.png").stat().st_size > 0
+
+
+def test_lever_benchmark_quick(tmp_path) -> None:
+    from benchmarks import lever
+
+    out = lever.main(["--quick", "--out", str(tmp_path)])
+    for r in out["results"].values():
+        assert r["after"]["median_per_s"] > r["before"]["median_per_s"] > 0
+        assert r["capacity_after"] > r["capacity_before"] and r["reencode_seconds"] > 0
+    assert "B/transition LeVER" in (tmp_path / "lever.quick.md").read_text()
