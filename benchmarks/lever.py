@@ -18,7 +18,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import numpy as np
 from stable_baselines3 import SAC
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
