@@ -338,3 +338,19 @@ def test_freezing_only_the_convs_stores_conv_features_and_keeps_training_the_lin
     assert rb.frozen and rb._binding.n_slots == 1  # actor and critic share the conv encoder
     assert rb.z_next.shape[-1] == fe.fc.in_features and fe.fc.weight.requires_grad
     assert all(not p.requires_grad for p in fe.encoder.parameters())
+
+
+def test_stock_sac_with_flare_keeps_working_after_the_freeze() -> None:
+    model = SAC("CnnPolicy", env(), policy_kwargs=flare_kwargs(n_frames=3, features_dim=FEAT, net_arch=[16]), **SMALL)
+    attach_lever(model, T_f=5, K=2)
+    model.learn(60)
+    assert model.replay_buffer.frozen
+    action, _ = model.predict(model.env.reset(), deterministic=True)
+    assert np.isfinite(action).all()
+
+
+def test_models_without_a_replay_buffer_are_refused() -> None:
+    from stable_baselines3 import PPO
+
+    with pytest.raises(TypeError, match="off-policy model with a replay buffer"):
+        attach_lever(PPO("CnnPolicy", env(), n_steps=8, batch_size=8), T_f=5)
