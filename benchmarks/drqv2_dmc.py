@@ -23,6 +23,7 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+import argparse
 import multiprocessing as mp
 import time
 from pathlib import Path
@@ -132,6 +133,37 @@ def plot(runs: list[dict[str, Any]], tasks: list[str], path: Path) -> None:
     plt.close(fig)
 
 
+def report(runs: list[dict[str, Any]], tasks: list[str], seeds: int, job: dict[str, Any],
+           args: argparse.Namespace) -> dict[str, Any]:
+    """Table, plot and result files from the runs (also used to redo the report from a saved JSON)."""
+    quick = args.quick
+    rows = []
+    for task in tasks:
+        mine = [r for r in runs if r["task"] == task]
+        frames = min(r["frames"] for r in mine)
+        finals = [r["curve"][-1][1] for r in mine]
+        ours = f"{np.mean(finals):.0f} ± {np.std(finals):.0f}" if len(finals) > 1 else f"{finals[0]:.0f} (1 seed)"
+        pub = published_at(task, frames)
+        rows.append([task, f"{frames:,}", ours, f"{pub[0]:.0f} ± {pub[1]:.0f}",
+                     f"{np.mean([r['updates'] for r in mine]):.0f}",
+                     f"{np.mean([r['seconds'] for r in mine]) / 60:.1f}", mine[0]["batch_size"],
+                     mine[0]["buffer_size"]])
+    table = md_table(["task", "frames reached", "ours (final eval)", "DrQ-v2 published at those frames",
+                      "updates", "minutes", "batch", "buffer"], rows)
+    stem = "drqv2_dmc.quick" if quick else "drqv2_dmc"
+    table += (f"\n{seeds} seed(s) per task, {job['eval_episodes']} evaluation episodes (deterministic actor) every "
+              f"{job['eval_every']:,} frames; budget per run: {job['frames']:,} frames or "
+              f"{job['seconds'] / 60:.0f} min, whichever first. Published: mean ± std over the official code's "
+              f"10 seeds (curves/dmc_<task>.csv), interpolated. Curves: `{stem}.png`.\n")
+    if quick:
+        table += "QUICK MODE: 36x36 frames, tiny networks and budget; the numbers only show the pipeline runs.\n"
+    args.out.mkdir(parents=True, exist_ok=True)
+    plot(runs, tasks, args.out / f"{stem}.png")
+    out = {"tasks": tasks, "seeds": seeds, "budget": job, "runs": runs}
+    write("drqv2_dmc", args, out, table)
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--paper", action="store_true", help="the medium tasks at 1M frames (needs a GPU)")
@@ -165,29 +197,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             runs = pool.map(run_one, jobs, chunksize=1)
     else:
         runs = [run_one(j) for j in jobs]
-    rows = []
-    for task in tasks:
-        mine = [r for r in runs if r["task"] == task]
-        frames = min(r["frames"] for r in mine)
-        finals = [r["curve"][-1][1] for r in mine]
-        pub = published_at(task, frames)
-        rows.append([task, f"{frames:,}", f"{np.mean(finals):.0f} ± {np.std(finals):.0f}",
-                     f"{pub[0]:.0f} ± {pub[1]:.0f}", f"{np.mean([r['updates'] for r in mine]):.0f}",
-                     f"{np.mean([r['seconds'] for r in mine]) / 60:.1f}", mine[0]["batch_size"],
-                     mine[0]["buffer_size"]])
-    table = md_table(["task", "frames reached", "ours (final eval)", "DrQ-v2 published at those frames",
-                      "updates", "minutes", "batch", "buffer"], rows)
-    stem = "drqv2_dmc.quick" if quick else "drqv2_dmc"
-    table += (f"\n{seeds} seed(s) per task, {job['eval_episodes']} evaluation episodes (deterministic actor) every "
-              f"{job['eval_every']:,} frames; budget per run: {job['frames']:,} frames or "
-              f"{job['seconds'] / 60:.0f} min, whichever first. Published: mean ± std over the official code's "
-              f"10 seeds (curves/dmc_<task>.csv), interpolated. Curves: `{stem}.png`.\n")
-    if quick:
-        table += "QUICK MODE: 36x36 frames, tiny networks and budget; the numbers only show the pipeline runs.\n"
-    args.out.mkdir(parents=True, exist_ok=True)
-    plot(runs, tasks, args.out / f"{stem}.png")
-    out = {"tasks": tasks, "seeds": seeds, "budget": job, "runs": runs}
-    write("drqv2_dmc", args, out, table)
+    out = report(runs, tasks, seeds, job, args)
     return out
 
 
