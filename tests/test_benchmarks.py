@@ -93,3 +93,14 @@ def test_lever_benchmark_quick(tmp_path) -> None:
         assert r["after"]["median_per_s"] > r["before"]["median_per_s"] > 0
         assert r["capacity_after"] > r["capacity_before"] and r["reencode_seconds"] > 0
     assert "B/transition LeVER" in (tmp_path / "lever.quick.md").read_text()
+
+
+def test_sequence_buffer_benchmark_quick(tmp_path) -> None:
+    from benchmarks import sequence_buffer
+
+    out = sequence_buffer.main(["--quick", "--out", str(tmp_path)])
+    memory, frame = out["bytes_per_env_step"], 3 * 64 * 64
+    assert frame < memory["SequenceReplayBuffer (ours)"] < 1.05 * frame  # one frame per step, little else
+    assert out["ratios"]["sequence_rows_L9_vs_ours"] > 8 and out["ratios"]["sb3_default_vs_ours"] > 1.9
+    assert len(out["sampling"]) == 5 and all(r["median_per_s"] > 0 for r in out["sampling"].values())
+    assert "Dreamer windows/s" in (tmp_path / "sequence_buffer.quick.md").read_text()
