@@ -4,7 +4,7 @@ Public names live here; everything else is internal.
 """
 
 from sb3_latent import registry
-from sb3_latent.algos import RAD, DrQv2
+from sb3_latent.algos import RAD, SLAC, DrQv2
 from sb3_latent.augment import Augmentation, RandomCrop, RandomShift, RandomTranslate, make_augmentation
 from sb3_latent.buffers import (
     FrameStoreReplayBuffer,
@@ -46,6 +46,7 @@ __all__ = [
     "RandomCrop",
     "RandomShift",
     "RandomTranslate",
+    "SLAC",
     "SequenceReplayBuffer",
     "SequenceSamples",
     "StateFlareExtractor",

@@ -3,5 +3,6 @@ what they share is in ``common.py``."""
 
 from sb3_latent.algos.drqv2 import DrQv2
 from sb3_latent.algos.rad import RAD
+from sb3_latent.algos.slac import SLAC
 
-__all__ = ["RAD", "DrQv2"]
+__all__ = ["RAD", "DrQv2", "SLAC"]

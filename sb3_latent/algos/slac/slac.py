@@ -118,12 +118,16 @@ class SLAC(OffPolicyAlgorithm):
         self.ent_coef, self.target_entropy = ent_coef, target_entropy
         self.model_updates_done = 0
         self._history: tuple[np.ndarray, np.ndarray] | None = None
+        n_seq = int((policy_kwargs or {}).get("sequence_length", 8))
+        if replay_buffer_class is None:  # sequences of τ + 1 frames inside episodes (the reference code's)
+            replay_buffer_kwargs = {"sequence_length": n_seq + 1, "mode": "episode", **(replay_buffer_kwargs or {})}
         super().__init__(
             policy, env, learning_rate, buffer_size=buffer_size, learning_starts=learning_starts,
             batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq, gradient_steps=gradient_steps,
             replay_buffer_class=replay_buffer_class or SequenceReplayBuffer, replay_buffer_kwargs=replay_buffer_kwargs,
             policy_kwargs=policy_kwargs, stats_window_size=stats_window_size, tensorboard_log=tensorboard_log,
             verbose=verbose, device=device, seed=seed, sde_support=False, supported_action_spaces=(spaces.Box,),
+            support_multi_env=True,
         )  # fmt: skip
         if _init_setup_model:
             self._setup_model()
@@ -228,10 +232,11 @@ class SLAC(OffPolicyAlgorithm):
     def _sequences(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``batch_size`` sequences of τ + 1 frames inside episodes: frames in [0, 1] ``(B, τ+1, C, H, W)``,
         actions ``(B, τ, A)``, rewards and terminations ``(B, τ, 1)``."""
-        s = self.replay_buffer.sample_sequences(batch_size, self.policy.sequence_length + 1)
-        shape = (*s.actions.shape[:2], 1)
-        return (s.observations.float().div_(255.0), s.actions.float(), s.rewards.float().reshape(shape),
-                s.terminations.float().reshape(shape))
+        s = self.replay_buffer.sample(batch_size, sequence_length=self.policy.sequence_length + 1, mode="episode")
+        assert isinstance(s.observations, torch.Tensor)
+        # the step t -> t+1 terminates the episode when o_t+1 is terminal (truncations bootstrap)
+        return (s.observations.float().div_(255.0), s.actions.float(), s.rewards.float()[..., None],
+                s.terminated[:, 1:].float()[..., None])
 
     def _model_update(self) -> dict[str, torch.Tensor]:
         """One step on the model loss, eq. (9) with the reward term."""
