@@ -15,8 +15,9 @@ from sb3_latent.algos.slac.policies import gaussian_kl, gaussian_nll
 TINY = dict(conv_width=4, feature_dim=32, z1_dim=8, z2_dim=16, hidden=[32, 32])
 
 
-def dot_env(n_envs: int = 1, **kw):
-    return make_moving_dot_env(n_envs=n_envs, frame_stack=1, seed=0, size=64, **kw)
+def dot_env(n_envs: int = 1, size: int = 32, **kw):
+    """MovingDot frames: 32x32 for speed (SLAC's conv stack takes any multiple of 16; the paper's is 64)."""
+    return make_moving_dot_env(n_envs=n_envs, frame_stack=1, seed=0, size=size, **kw)
 
 
 def tiny(**kw) -> SLAC:
@@ -36,15 +37,15 @@ def test_kl_of_two_gaussians_equals_the_closed_form_by_hand() -> None:
     assert gaussian_nll(torch.tensor(1.0), torch.tensor(0.0), 1.0).item() == pytest.approx(0.5 + 0.5 * math.log(2 * math.pi))
 
 
-@pytest.mark.parametrize("b,t", [(2, 3), (5, 9)])
-def test_shapes_through_the_model(b: int, t: int) -> None:
-    model = LatentModel(3, 2, z1_dim=8, z2_dim=16, feature_dim=32, hidden=(32,), conv_width=4)
-    x, a = torch.rand(b, t, 3, 64, 64), torch.rand(b, t - 1, 2)
+@pytest.mark.parametrize("b,t,size", [(2, 3, 64), (5, 9, 64), (3, 4, 48)])
+def test_shapes_through_the_model(b: int, t: int, size: int) -> None:
+    model = LatentModel(3, 2, z1_dim=8, z2_dim=16, feature_dim=32, hidden=(32,), conv_width=4, size=size)
+    x, a = torch.rand(b, t, 3, size, size), torch.rand(b, t - 1, 2)
     f = model.encode(x)
     mean, std, z1, z2 = model.posterior(f, a)
     assert f.shape == (b, t, 32) and mean.shape == std.shape == z1.shape == (b, t, 8) and z2.shape == (b, t, 16)
     assert (std > 0).all()
-    assert model.decode(torch.cat([z1, z2], -1)).shape == (b, t, 3, 64, 64)
+    assert model.decode(torch.cat([z1, z2], -1)).shape == (b, t, 3, size, size)
     assert model.imagine(z1[:, 0], z2[:, 0], a).shape == (b, t, 24)
     losses = model.loss(x, a, torch.rand(b, t - 1, 1), torch.zeros(b, t - 1, 1))
     assert {"kl", "recon", "reward_nll", "loss"} <= set(losses) and all(v.dim() == 0 for v in losses.values())
@@ -59,7 +60,7 @@ def test_the_prior_of_the_first_latent_is_standard_normal() -> None:
 
 def test_registered_and_paper_defaults() -> None:
     assert registry.load("algorithms", "slac") is SLAC
-    model = SLAC("CnnPolicy", dot_env(), buffer_size=1000)
+    model = SLAC("CnnPolicy", dot_env(size=64), buffer_size=1000)
     p = model.policy
     assert (p.sequence_length, p.z1_dim, p.z2_dim, p.feature_dim, p.hidden) == (8, 32, 256, 256, (256, 256))
     assert (model.batch_size, model.model_batch_size, model.learning_rate, p.model_lr) == (256, 32, 3e-4, 1e-4)
@@ -73,14 +74,14 @@ def test_clear_errors() -> None:
         SLAC("CnnPolicy", dot_env(action_type="discrete"))
     with pytest.raises(TypeError, match="uint8 image frames"):
         SLAC("CnnPolicy", make_moving_dot_env(frame_stack=1, obs_type="state"))
-    with pytest.raises(ValueError, match="64x64"):
-        SLAC("CnnPolicy", make_moving_dot_env(frame_stack=1, size=48))
+    with pytest.raises(ValueError, match="multiple of 16"):
+        SLAC("CnnPolicy", make_moving_dot_env(frame_stack=1, size=40))
     with pytest.raises(ValueError, match="remove frame stacking"):
         SLAC("CnnPolicy", make_moving_dot_env(frame_stack=3, size=64))
     with pytest.raises(ValueError, match="initial_model_updates"):
         SLAC("CnnPolicy", dot_env(), initial_model_updates=-1)
     with pytest.raises(RuntimeError, match="SLAC.predict"):
-        tiny().policy.predict(np.zeros((1, 3, 64, 64), np.uint8))
+        tiny().policy.predict(np.zeros((1, 3, 32, 32), np.uint8))
 
 
 def test_the_model_loss_falls_on_moving_dot() -> None:
@@ -112,7 +113,7 @@ def test_predict_keeps_a_history_per_env_and_restarts_it_at_episode_start() -> N
     f_hist, a_hist, last = state
     assert f_hist.shape == (2, 8, 32) and a_hist.shape == (2, 7, 2) and np.abs(actions).max() <= 1
     # the padding is the features of zero frames; the last row the current frame
-    zero = model.policy.features(torch.zeros(1, 3, 64, 64)).numpy()
+    zero = model.policy.features(torch.zeros(1, 3, 32, 32)).numpy()
     np.testing.assert_allclose(f_hist[:, :7], np.broadcast_to(zero, (2, 7, 32)), atol=1e-6)
     _, state2 = model.predict(obs, state=state, episode_start=np.array([False, True]), deterministic=True)
     np.testing.assert_allclose(state2[1][0, -1], last[0], atol=1e-6)  # env 0 appended its last action
@@ -122,17 +123,19 @@ def test_predict_keeps_a_history_per_env_and_restarts_it_at_episode_start() -> N
 
 
 def test_learns_to_follow_the_moving_dot_from_pixels() -> None:
-    """MovingDot from 64x64 frames: only the motion between frames says where to push; a random policy
-    earns about 0, one that reads the motion up to about 25 per 50-step episode."""
-    model = tiny(buffer_size=3_000, learning_starts=500, initial_model_updates=300, batch_size=32, gamma=0.9,
-                 learning_rate=1e-3, policy_kwargs=dict(TINY, model_lr=1e-3))
-    model.learn(2_000)
-    eval_env = dot_env()
+    """MovingDot from 32x32 frames (a 5-pixel dot): only the motion between frames says where to push; a
+    random policy earns about 0, one that reads the motion up to about 25 per 50-step episode. The rewards
+    are small (at most 0.5 a step), so the temperature starts at 0.1. 2500 steps, about 1.5 min on one core."""
+    pk = dict(conv_width=8, feature_dim=64, z1_dim=16, z2_dim=64, hidden=[64, 64], model_lr=1e-3)
+    model = tiny(env=dot_env(dot=5), buffer_size=5_000, learning_starts=500, initial_model_updates=300, batch_size=32,
+                 gamma=0.9, learning_rate=1e-3, ent_coef="auto_0.1", policy_kwargs=pk)
+    model.learn(2_500)
+    eval_env = dot_env(dot=5)
     mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=10, deterministic=False)
     eval_env.reset()
     random_return = np.mean([sum(eval_env.step(np.array([eval_env.action_space.sample()]))[1][0] for _ in range(50))
                              for _ in range(10)])
-    assert abs(random_return) < 2.5 and mean > 6.0, f"learned {mean:.1f}, random {random_return:.1f}"
+    assert abs(random_return) < 2.5 and mean > 5.0, f"learned {mean:.1f}, random {random_return:.1f}"
 
 
 def test_save_load_gives_identical_actions_and_keeps_the_history(tmp_path) -> None:

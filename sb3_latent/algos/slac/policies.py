@@ -62,25 +62,27 @@ def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor | float)
     return 0.5 * ((x - mean) / std_t).pow(2) + std_t.log() + 0.5 * math.log(2 * math.pi)
 
 
-def conv_encoder(channels: int, features: int = 256, width: int = 32) -> nn.Sequential:
-    """5 convs (32 5x5, 64 3x3, 128 3x3, 256 3x3 stride 2; 256 4x4 at ``width`` 32): (C, 64, 64) → (features,)."""
+def conv_encoder(channels: int, features: int = 256, width: int = 32, size: int = 64) -> nn.Sequential:
+    """5 convs (32 5x5, 64 3x3, 128 3x3, 256 3x3 stride 2; 256 4x4 at ``width`` 32 and ``size`` 64):
+    (C, size, size) → (features,); the last kernel is ``size / 16`` (4 for the paper's 64x64 frames)."""
     w = width
     return nn.Sequential(
         nn.Conv2d(channels, w, 5, 2, 2), nn.LeakyReLU(0.2, inplace=True),
         nn.Conv2d(w, 2 * w, 3, 2, 1), nn.LeakyReLU(0.2, inplace=True),
         nn.Conv2d(2 * w, 4 * w, 3, 2, 1), nn.LeakyReLU(0.2, inplace=True),
         nn.Conv2d(4 * w, 8 * w, 3, 2, 1), nn.LeakyReLU(0.2, inplace=True),
-        nn.Conv2d(8 * w, features, 4), nn.LeakyReLU(0.2, inplace=True), nn.Flatten(),
+        nn.Conv2d(8 * w, features, size // 16), nn.LeakyReLU(0.2, inplace=True), nn.Flatten(),
     )  # fmt: skip
 
 
-def conv_decoder(latent: int, channels: int, width: int = 32) -> nn.Sequential:
-    """5 transposed convs (256 4x4; 128, 64, 32 3x3 and C 5x5 stride 2 at ``width`` 32): z → (C, 64, 64)
-    pixel means. No activation on the output layer (Appendix A; the reference port adds a leaky ReLU)."""
+def conv_decoder(latent: int, channels: int, width: int = 32, size: int = 64) -> nn.Sequential:
+    """5 transposed convs (256 4x4; 128, 64, 32 3x3 and C 5x5 stride 2 at ``width`` 32 and ``size`` 64):
+    z → (C, size, size) pixel means. No activation on the output layer (Appendix A; the reference port
+    adds a leaky ReLU there)."""
     w = width
     return nn.Sequential(
         nn.Unflatten(1, (latent, 1, 1)),
-        nn.ConvTranspose2d(latent, 8 * w, 4), nn.LeakyReLU(0.2, inplace=True),
+        nn.ConvTranspose2d(latent, 8 * w, size // 16), nn.LeakyReLU(0.2, inplace=True),
         nn.ConvTranspose2d(8 * w, 4 * w, 3, 2, 1, 1), nn.LeakyReLU(0.2, inplace=True),
         nn.ConvTranspose2d(4 * w, 2 * w, 3, 2, 1, 1), nn.LeakyReLU(0.2, inplace=True),
         nn.ConvTranspose2d(2 * w, w, 3, 2, 1, 1), nn.LeakyReLU(0.2, inplace=True),
@@ -102,14 +104,18 @@ class LatentModel(nn.Module):
     :param hidden: hidden layers of every Gaussian (paper: 256, 256)
     :param pixel_std: std of the decoder's pixel Gaussian (paper: √0.1)
     :param conv_width: channels of the first conv (paper: 32; the others are 2x, 4x, 8x)
+    :param size: frame side, a multiple of 16 (paper: 64)
     """
 
     def __init__(self, channels: int, action_dim: int, z1_dim: int = 32, z2_dim: int = 256, feature_dim: int = 256,
-                 hidden: tuple[int, ...] = (256, 256), pixel_std: float = math.sqrt(0.1), conv_width: int = 32) -> None:
+                 hidden: tuple[int, ...] = (256, 256), pixel_std: float = math.sqrt(0.1), conv_width: int = 32,
+                 size: int = 64) -> None:
         super().__init__()
+        if size < 16 or size % 16:
+            raise ValueError(f"SLAC's conv stack needs square frames whose side is a multiple of 16, got {size}")
         self.z1_dim, self.z2_dim, self.pixel_std = z1_dim, z2_dim, pixel_std
-        self.encoder = conv_encoder(channels, feature_dim, conv_width)
-        self.decoder = conv_decoder(z1_dim + z2_dim, channels, conv_width)
+        self.encoder = conv_encoder(channels, feature_dim, conv_width, size)
+        self.decoder = conv_decoder(z1_dim + z2_dim, channels, conv_width, size)
         self.z2_init = Gaussian(z1_dim, z2_dim, hidden)  # p(z2_1 | z1_1) = q(z2_1 | z1_1)
         self.z1_prior = Gaussian(z2_dim + action_dim, z1_dim, hidden)  # p(z1_t+1 | z2_t, a_t)
         self.z2_step = Gaussian(z1_dim + z2_dim + action_dim, z2_dim, hidden)  # p(z2_t+1 | z1_t+1, z2_t, a_t) = q(.)
@@ -216,7 +222,7 @@ class SLACPolicy(BasePolicy):
     training it), ``actor``, ``critic`` and ``critic_target``. It acts from a history (see
     :meth:`act`); :meth:`sb3_latent.SLAC.predict` keeps that history per env.
 
-    :param observation_space: single frames ``(C, 64, 64)``, uint8
+    :param observation_space: single frames ``(C, S, S)``, uint8, ``S`` a multiple of 16 (paper: 64)
     :param action_space: ``Box`` actions
     :param lr_schedule: SAC learning rate (paper: 3e-4)
     :param sequence_length: τ, frames in the actor's history (paper: 8)
@@ -239,7 +245,8 @@ class SLACPolicy(BasePolicy):
         if self.sequence_length < 2:
             raise ValueError(f"sequence_length (τ) must be >= 2, got {sequence_length!r}")
         self.feature_dim, self.hidden, self.model_lr, self.conv_width = feature_dim, tuple(hidden), model_lr, conv_width
-        self.latent = LatentModel(channels, a_dim, z1_dim, z2_dim, feature_dim, self.hidden, conv_width=conv_width)
+        self.latent = LatentModel(channels, a_dim, z1_dim, z2_dim, feature_dim, self.hidden, conv_width=conv_width,
+                                  size=observation_space.shape[-1])
         self.latent.encoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.latent.decoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         tau = self.sequence_length

@@ -30,18 +30,18 @@ from sb3_latent.algos.slac.policies import SLACPolicy
 from sb3_latent.buffers.sequence import SequenceReplayBuffer
 
 SelfSLAC = TypeVar("SelfSLAC", bound="SLAC")
-#: frame side the 5-conv encoder maps to a 1x1 feature (Appendix A)
-FRAME_SIZE = 64
-
-
 def check_frames(space: spaces.Space) -> None:
-    """Raise unless ``space`` holds single uint8 frames ``(C, 64, 64)``."""
+    """Raise unless ``space`` holds single uint8 frames ``(C, S, S)``, ``S`` a multiple of 16.
+
+    The paper's 5-conv encoder maps 64x64 frames to a 1x1 feature (four stride-2 convs, then a 4x4 one) and
+    the decoder mirrors it; with the last (first) kernel ``S / 16`` the same stack serves any multiple of 16.
+    """
     if not (isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3):
         raise TypeError(f"SLAC's CnnPolicy needs uint8 image frames (C, 64, 64), got {space}")
     c, h, w = space.shape
-    if (h, w) != (FRAME_SIZE, FRAME_SIZE):
-        raise ValueError(f"SLAC's conv encoder and decoder (Appendix A) work on 64x64 frames, got {h}x{w}; render at "
-                         "size=64 (e.g. make_dmc_env(..., size=64))")
+    if h != w or h < 16 or h % 16:
+        raise ValueError(f"SLAC's conv encoder and decoder (Appendix A) need square frames whose side is a multiple "
+                         f"of 16 (the paper's: 64x64), got {h}x{w}; render at size=64 (make_dmc_env(..., size=64))")
     if c not in (1, 3):
         raise ValueError(f"SLAC takes single frames (1 or 3 channels) and keeps its own history of τ frames; got {c} "
                          "channels: remove frame stacking (frame_stack=1)")
