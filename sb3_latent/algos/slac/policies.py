@@ -107,6 +107,8 @@ class LatentModel(nn.Module):
     :param size: frame side, a multiple of 16 (paper: 64)
     """
 
+    optimizer: torch.optim.Optimizer
+
     def __init__(self, channels: int, action_dim: int, z1_dim: int = 32, z2_dim: int = 256, feature_dim: int = 256,
                  hidden: tuple[int, ...] = (256, 256), pixel_std: float = math.sqrt(0.1), conv_width: int = 32,
                  size: int = 64) -> None:
@@ -189,6 +191,8 @@ class SquashedGaussianActor(nn.Module):
     """``π(a | x_1:τ, a_1:τ-1)``: MLP (2 x 256, ReLU) on τ features and τ - 1 actions → mean and log std,
     then ``tanh`` (Appendix A)."""
 
+    optimizer: torch.optim.Optimizer
+
     def __init__(self, inp: int, action_dim: int, hidden: tuple[int, ...] = (256, 256)) -> None:
         super().__init__()
         self.net = mlp(inp, 2 * action_dim, hidden, act=nn.ReLU)
@@ -206,6 +210,8 @@ class SquashedGaussianActor(nn.Module):
 
 class TwinQ(nn.Module):
     """Two soft Q networks on ``(z1, z2, a)``, 2 x 256 ReLU each."""
+
+    optimizer: torch.optim.Optimizer
 
     def __init__(self, inp: int, hidden: tuple[int, ...] = (256, 256)) -> None:
         super().__init__()
@@ -255,10 +261,10 @@ class SLACPolicy(BasePolicy):
         self.critic_target = TwinQ(z1_dim + z2_dim + a_dim, self.hidden)
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.critic_target.requires_grad_(False)
-        lr = lr_schedule(1)
-        self.actor.optimizer = self.optimizer_class(self.actor.parameters(), lr=lr, **self.optimizer_kwargs)
-        self.critic.optimizer = self.optimizer_class(self.critic.parameters(), lr=lr, **self.optimizer_kwargs)
-        self.latent.optimizer = self.optimizer_class(self.latent.parameters(), lr=model_lr, **self.optimizer_kwargs)
+        lr, opt = lr_schedule(1), self.optimizer_class
+        self.actor.optimizer = opt(self.actor.parameters(), lr=lr, **self.optimizer_kwargs)  # type: ignore[call-arg]
+        self.critic.optimizer = opt(self.critic.parameters(), lr=lr, **self.optimizer_kwargs)  # type: ignore[call-arg]
+        self.latent.optimizer = opt(self.latent.parameters(), lr=model_lr, **self.optimizer_kwargs)  # type: ignore[call-arg]
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
