@@ -104,3 +104,21 @@ def test_sequence_buffer_benchmark_quick(tmp_path) -> None:
     assert out["ratios"]["sequence_rows_L9_vs_ours"] > 8 and out["ratios"]["sb3_default_vs_ours"] > 1.9
     assert len(out["sampling"]) == 5 and all(r["median_per_s"] > 0 for r in out["sampling"].values())
     assert "Dreamer windows/s" in (tmp_path / "sequence_buffer.quick.md").read_text()
+
+
+def test_slac_speed_benchmark_quick(tmp_path) -> None:
+    from benchmarks import slac
+
+    out = slac.main(["--quick", "--out", str(tmp_path)])
+    assert out["same_maths_rel_diff"] < 1e-4  # one model update of ours = one textbook update, up to rounding
+    assert all(r[k]["median_per_s"] > 0 for r in out["results"].values() for k in ("textbook", "ours"))
+    assert "ours / textbook" in (tmp_path / "slac.quick.md").read_text()
+
+
+@pytest.mark.dmc
+def test_slac_dmc_benchmark_quick(tmp_path) -> None:
+    from benchmarks import slac_dmc
+
+    out = slac_dmc.main(["--quick", "--out", str(tmp_path)])
+    assert out["curve"][-1][0] == 2_400 and len(out["random_returns"]) == 1
+    assert (tmp_path / "slac_rollouts.quick.png").stat().st_size > 0 and (tmp_path / "slac_dmc.quick.png").exists()
