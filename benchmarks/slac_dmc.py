@@ -112,9 +112,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     table += ("\nQUICK MODE: 32x32 frames, tiny networks and budget; the numbers only show the pipeline runs.\n"
               if args.quick else "")
     table += (f"\nOne seed; 64x64 frames, action repeat {repeat}, paper networks; CPU schedule: "
-              f"{args.learning_starts:,} random steps, {args.pretrain:,} model-only updates, SAC batch "
-              f"{args.batch_size}, model batch {args.model_batch_size} (paper: 10k, 100k, 256, 32). Curve: `{stem}.png`; model samples: "
-              f"`slac_rollouts.png`.\n")
+              f"{args.learning_starts:,} random steps, {args.pretrain:,} model-only updates, "
+              f"SAC batch {args.batch_size}, model batch {args.model_batch_size} (paper: 10k, 100k, 256, 32). "
+              f"Curve: `{stem}.png`; model samples: `slac_rollouts.png`.\n")
     out = {"task": args.task, "curve": curve, "random_returns": random, "schedule": vars(args) | {"out": str(args.out)}}
     write("slac_dmc", args, out, table)
     return out
