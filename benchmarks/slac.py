@@ -7,9 +7,10 @@ Paper-size networks (Appendix A), 64x64 RGB frames, sequences of τ + 1 = 9 fram
   sample for all 9 frames, then critic, actor and temperature steps (eqs. 10-11).
 
 ``textbook``: the update written straight from the paper (and the reference port's structure): the
-same modules in PyTorch's default memory layout, sequences gathered sample by sample from a list of
-episodes. ``ours``: :class:`sb3_latent.SLAC` (channels-last convolutions, vectorised sampling from
-:class:`sb3_latent.SequenceReplayBuffer`). Both share parameters and data; one update of each from the
+same layers as PyTorch's plain convolutions in the default memory layout, sequences gathered sample by
+sample from a list of episodes. ``ours``: :class:`sb3_latent.SLAC`: channels-last convolutions, the
+encoder's last conv (4x4 → 1x1) and the decoder's first (1x1 → 4x4) computed as the matrix products they
+are, vectorised sampling from :class:`sb3_latent.SequenceReplayBuffer`. Both share parameters and data; one update of each from the
 same random state gives the same losses (checked). The PyTorch reference port measured on this CPU:
 2.0 model updates/s and 1.44 SAC updates/s. Goal: ours >= 1.2x the textbook update on each.
 """
@@ -25,9 +26,19 @@ import torch.nn.functional as F
 
 from benchmarks.common import md_table, median_rate, parser, write
 from sb3_latent import SLAC, make_moving_dot_env
-from sb3_latent.algos.slac.policies import LatentModel, gaussian_kl, gaussian_nll
+from sb3_latent.algos.slac.policies import FullConv2d, FullConvTranspose2d, LatentModel, gaussian_kl, gaussian_nll
 
 REFERENCE_PORT = {"model": 2.0, "sac": 1.44}  # updates/s of toshikwa/slac.pytorch on this CPU (the issue's)
+
+
+def plain_layers(seq: torch.nn.Sequential) -> None:
+    """Swap our dense-as-matmul layers for PyTorch's plain convolutions (same weights), as a textbook has."""
+    for i, m in enumerate(seq):
+        if isinstance(m, (FullConv2d, FullConvTranspose2d)):
+            cls = torch.nn.Conv2d if isinstance(m, FullConv2d) else torch.nn.ConvTranspose2d
+            new = cls(m.in_channels, m.out_channels, m.kernel_size)  # type: ignore[arg-type]
+            new.load_state_dict(m.state_dict())
+            seq[i] = new
 
 
 class Textbook:
@@ -38,6 +49,8 @@ class Textbook:
         p = model.policy
         self.model_batch, self.sac_batch = model.model_batch_size, model.batch_size
         self.latent: LatentModel = copy.deepcopy(p.latent).to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+        plain_layers(self.latent.encoder)
+        plain_layers(self.latent.decoder)
         self.actor, self.critic = copy.deepcopy(p.actor), copy.deepcopy(p.critic)
         self.critic_target = copy.deepcopy(p.critic_target)
         self.log_alpha = torch.zeros(1, requires_grad=True)

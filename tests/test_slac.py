@@ -162,3 +162,13 @@ def test_write_rollouts_draws_truth_posterior_and_priors(tmp_path) -> None:
     model.learn(120)
     path = write_rollouts(model, tmp_path / "rollouts.png", n_sequences=2)
     assert path.stat().st_size > 10_000
+
+
+def test_dense_layers_of_encoder_and_decoder_equal_the_convolutions() -> None:
+    from sb3_latent.algos.slac.policies import FullConv2d, FullConvTranspose2d
+
+    conv, x = FullConv2d(8, 5, 4), torch.randn(3, 8, 4, 4)
+    for inp in (x, x.contiguous(memory_format=torch.channels_last)):
+        torch.testing.assert_close(conv(inp), torch.nn.functional.conv2d(x, conv.weight, conv.bias))
+    deconv, z = FullConvTranspose2d(6, 7, 4), torch.randn(3, 6, 1, 1)
+    torch.testing.assert_close(deconv(z), torch.nn.functional.conv_transpose2d(z, deconv.weight, deconv.bias))

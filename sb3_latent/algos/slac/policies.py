@@ -62,6 +62,28 @@ def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor | float)
     return 0.5 * ((x - mean) / std_t).pow(2) + std_t.log() + 0.5 * math.log(2 * math.pi)
 
 
+class FullConv2d(nn.Conv2d):
+    """A convolution whose kernel covers its whole input (the encoder's last layer: 4x4 → 1x1): computed
+    as the dense layer it is, one matrix product (about 1.6x faster on CPU than the convolution kernel)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] != self.kernel_size:
+            return super().forward(x)
+        return F.linear(x.reshape(len(x), -1), self.weight.reshape(self.out_channels, -1), self.bias)[..., None, None]
+
+
+class FullConvTranspose2d(nn.ConvTranspose2d):
+    """A transposed convolution from a 1x1 input (the decoder's first layer: z → 4x4 maps): computed as
+    the dense layer it is, one matrix product (about 3x faster on CPU, forward and backward)."""
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        if x.shape[-2:] != (1, 1) or output_size is not None:
+            return super().forward(x, output_size)
+        out = x.reshape(len(x), -1) @ self.weight.reshape(self.in_channels, -1)
+        out = out.reshape(len(x), self.out_channels, *self.kernel_size)
+        return out + self.bias[:, None, None] if self.bias is not None else out
+
+
 def conv_encoder(channels: int, features: int = 256, width: int = 32, size: int = 64) -> nn.Sequential:
     """5 convs (32 5x5, 64 3x3, 128 3x3, 256 3x3 stride 2; 256 4x4 at ``width`` 32 and ``size`` 64):
     (C, size, size) → (features,); the last kernel is ``size / 16`` (4 for the paper's 64x64 frames)."""
@@ -71,7 +93,7 @@ def conv_encoder(channels: int, features: int = 256, width: int = 32, size: int 
         nn.Conv2d(w, 2 * w, 3, 2, 1), nn.LeakyReLU(0.2, inplace=True),
         nn.Conv2d(2 * w, 4 * w, 3, 2, 1), nn.LeakyReLU(0.2, inplace=True),
         nn.Conv2d(4 * w, 8 * w, 3, 2, 1), nn.LeakyReLU(0.2, inplace=True),
-        nn.Conv2d(8 * w, features, size // 16), nn.LeakyReLU(0.2, inplace=True), nn.Flatten(),
+        FullConv2d(8 * w, features, size // 16), nn.LeakyReLU(0.2, inplace=True), nn.Flatten(),
     )  # fmt: skip
 
 
@@ -82,7 +104,7 @@ def conv_decoder(latent: int, channels: int, width: int = 32, size: int = 64) ->
     w = width
     return nn.Sequential(
         nn.Unflatten(1, (latent, 1, 1)),
-        nn.ConvTranspose2d(latent, 8 * w, size // 16), nn.LeakyReLU(0.2, inplace=True),
+        FullConvTranspose2d(latent, 8 * w, size // 16), nn.LeakyReLU(0.2, inplace=True),
         nn.ConvTranspose2d(8 * w, 4 * w, 3, 2, 1, 1), nn.LeakyReLU(0.2, inplace=True),
         nn.ConvTranspose2d(4 * w, 2 * w, 3, 2, 1, 1), nn.LeakyReLU(0.2, inplace=True),
         nn.ConvTranspose2d(2 * w, w, 3, 2, 1, 1), nn.LeakyReLU(0.2, inplace=True),
