@@ -11,8 +11,9 @@ same layers as PyTorch's plain convolutions in the default memory layout, sequen
 sample from a list of episodes. ``ours``: :class:`sb3_latent.SLAC`: channels-last convolutions, the
 encoder's last conv (4x4 → 1x1) and the decoder's first (1x1 → 4x4) computed as the matrix products they
 are, vectorised sampling from :class:`sb3_latent.SequenceReplayBuffer`. Both share parameters and
-data; one update of each from the same random state gives the same losses (checked). The PyTorch reference port measured on this CPU:
-2.0 model updates/s and 1.44 SAC updates/s. Goal: ours >= 1.2x the textbook update on each.
+data; one update of each from the same random state gives the same losses (checked). The PyTorch
+reference port measured on this CPU: 2.0 model updates/s and 1.44 SAC updates/s. Goal: ours >= 1.2x
+the textbook update on each.
 """
 
 from __future__ import annotations
