@@ -50,7 +50,6 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.buffers import NStepReplayBuffer
 from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
@@ -58,7 +57,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from torch import nn
 
 from sb3_latent.augment import Augmentation, make_augmentation
-from sb3_latent.buffers.frame_store import FrameStoreReplayBuffer, _StackView, infer_n_frames
+from sb3_latent.buffers.frame_store import FrameStoreReplayBuffer, check_n_step, infer_n_frames
 from sb3_latent.extractors.flare import PixelExtractor
 
 FREEZE_MODES = ("fc", "conv")
@@ -300,10 +299,9 @@ class LeVERReplayBuffer(FrameStoreReplayBuffer):
             raise ValueError(f"freeze must be one of {FREEZE_MODES}, got {freeze!r}")
         if memory_budget is not None:
             _positive_int("memory_budget", memory_budget)
-        self.K, self.n_steps, self.chunk = _positive_int("K", K), _positive_int("n_steps", n_steps), \
-            _positive_int("chunk", chunk)
-        if not 0.0 <= gamma <= 1.0:
-            raise ValueError(f"gamma must be in [0, 1], got {gamma!r}")
+        self.K, self.chunk = _positive_int("K", K), _positive_int("chunk", chunk)
+        self.n_steps, self.gamma = check_n_step(n_steps, gamma)
+        self.n_step_sampling = self.n_steps > 1
         if isinstance(observation_space, spaces.Box) and n_frames is None:
             try:
                 n_frames = infer_n_frames(observation_space)
@@ -311,7 +309,7 @@ class LeVERReplayBuffer(FrameStoreReplayBuffer):
                 n_frames = 1  # no frame sharing, always exact
         super().__init__(buffer_size, observation_space, action_space, device, n_envs, optimize_memory_usage,
                          handle_timeout_termination, n_frames, validate)
-        self.T_f_unit, self.freeze_mode, self.memory_budget, self.gamma = T_f_unit, freeze, memory_budget, gamma
+        self.T_f_unit, self.freeze_mode, self.memory_budget = T_f_unit, freeze, memory_budget
         self.augment, self.augment_kwargs = augment, augment_kwargs
         self.capacity_before = self.buffer_size * n_envs
         self.frozen, self.start_frozen = False, bool(frozen)
@@ -518,21 +516,6 @@ class LeVERReplayBuffer(FrameStoreReplayBuffer):
         for j in np.flatnonzero(self.episode_steps[b, e] == 0):
             obs[j] = self.z_first[(int(g[j]), int(e[j]))][:, k[j]]
         return obs, nxt
-
-    @property
-    def observations(self) -> _StackView:  # type: ignore[override]
-        return _StackView(self, 0)
-
-    @property
-    def next_observations(self) -> _StackView:  # type: ignore[override]
-        return _StackView(self, 1)
-
-    def _get_samples(  # type: ignore[override]
-        self, batch_inds: np.ndarray, env: VecNormalize | None = None
-    ) -> ReplayBufferSamples:
-        if self.n_steps > 1:
-            return NStepReplayBuffer._get_samples(self, batch_inds, env)  # type: ignore[arg-type]
-        return super()._get_samples(batch_inds, env)
 
     def latent_features(self, extractor: nn.Module, latents: torch.Tensor) -> torch.Tensor:
         """Features of ``extractor`` (one of the bound model's) from sampled latents ``(B, N, L)``."""

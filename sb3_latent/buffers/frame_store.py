@@ -58,6 +58,15 @@ def infer_n_frames(observation_space: spaces.Space, n_frames: int | None = None)
     return int(n_frames)
 
 
+def check_n_step(n_steps: Any, gamma: Any) -> tuple[int, float]:
+    """``(n_steps, gamma)`` checked: an integer >= 1 and a discount in [0, 1]."""
+    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
+        raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
+    if not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"gamma must be in [0, 1], got {gamma!r}")
+    return int(n_steps), float(gamma)
+
+
 def _same(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether two frames (or stacks) are equal, NaN equal to NaN."""
     return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
@@ -277,15 +286,31 @@ class FrameStoreReplayBuffer(ReplayBuffer):
         if self.full:
             self._free_stacks()
 
+    #: sample as SB3's ``NStepReplayBuffer`` (n-step returns and ``discounts``; :class:`NStepFrameStoreReplayBuffer`)
+    n_step_sampling: bool = False
+    n_steps: int = 1
+    gamma: float = 0.99
+
+    @property
+    def observations(self) -> _StackView:  # type: ignore[override]
+        return _StackView(self, 0)
+
+    @property
+    def next_observations(self) -> _StackView:  # type: ignore[override]
+        return _StackView(self, 1)
+
     def _get_samples(
         self, batch_inds: np.ndarray, env: VecNormalize | None = None, env_indices: np.ndarray | None = None
     ) -> ReplayBufferSamples:
-        """The transitions at rows ``batch_inds``, as SB3's ``ReplayBuffer`` returns them.
+        """The transitions at rows ``batch_inds``, as SB3's ``ReplayBuffer`` returns them (as its
+        ``NStepReplayBuffer`` does, with n-step returns and discounts, when ``n_step_sampling``).
 
         :param batch_inds: rows
         :param env: VecNormalize to normalize observations and rewards with, or None
         :param env_indices: env of each row; None draws them at random, as SB3 does
         """
+        if self.n_step_sampling:
+            return NStepReplayBuffer._get_samples(self, batch_inds, env)  # type: ignore[arg-type]
         if env_indices is None:
             env_indices = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
         obs, next_obs = self._rebuild(batch_inds, env_indices)
@@ -322,23 +347,9 @@ class NStepFrameStoreReplayBuffer(FrameStoreReplayBuffer):
     Other parameters as :class:`FrameStoreReplayBuffer`.
     """
 
+    n_step_sampling = True
+
     def __init__(self, *args: Any, n_steps: int = 3, gamma: float = 0.99, **kwargs: Any) -> None:
-        if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 1:
-            raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
-        if not 0.0 <= gamma <= 1.0:
-            raise ValueError(f"gamma must be in [0, 1], got {gamma!r}")
+        n_steps, gamma = check_n_step(n_steps, gamma)
         super().__init__(*args, **kwargs)
-        self.n_steps, self.gamma = int(n_steps), float(gamma)
-
-    @property
-    def observations(self) -> _StackView:  # type: ignore[override]
-        return _StackView(self, 0)
-
-    @property
-    def next_observations(self) -> _StackView:  # type: ignore[override]
-        return _StackView(self, 1)
-
-    def _get_samples(  # type: ignore[override]
-        self, batch_inds: np.ndarray, env: VecNormalize | None = None
-    ) -> ReplayBufferSamples:
-        return NStepReplayBuffer._get_samples(self, batch_inds, env)  # type: ignore[arg-type]
+        self.n_steps, self.gamma = n_steps, gamma
