@@ -401,6 +401,7 @@ def run_worker(
         study.set_user_attr("algo", algo)
         study.set_user_attr("env_id", env_id)
     ran = 0
+    numbers: list[int] = []
     while n_trials is None or ran < n_trials:
         if max_total_trials is not None:
             with warnings.catch_warnings():
@@ -409,8 +410,11 @@ def run_worker(
             c = counts(study)
             if sum(c.get(s.name, 0) for s in COUNTED) + c.get("RUNNING", 0) >= max_total_trials:
                 break
-        study.optimize(tuner.objective, n_trials=1, catch=(Exception,), gc_after_trial=True)
+        study.optimize(tuner.objective, n_trials=1, catch=(Exception,), gc_after_trial=True,
+                       callbacks=[lambda _, t: numbers.append(t.number)])
         ran += 1
+    study.set_user_attr(f"worker {socket.gethostname()}:{os.getpid()}", numbers)
+    print(f"this worker ({socket.gethostname()}:{os.getpid()}) ran trials {numbers}")
     write_report(study, spec, tuner, out, storage)
     return study
 
