@@ -102,7 +102,7 @@ def cmd_train(args: argparse.Namespace) -> Path:
         overrides["env_kwargs"] = _kv(args.env_kwargs, "--env-kwargs")
     try:
         entry = read_entry(args.algo, args.env, args.conf, overrides, args.n_timesteps)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, ImportError) as e:
         raise UsageError(str(e)) from e
     if args.num_threads > 0:
         import torch
@@ -163,7 +163,7 @@ def cmd_enjoy(args: argparse.Namespace) -> dict[str, Any]:
     try:
         cls = resolve_algo(args.algo)
         entry = check_entry(cls, args.env, load_zoo_config(conf, args.env), str(conf))
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, ImportError) as e:
         raise UsageError(str(e)) from e
     env = make_env(entry, n_envs=1, seed=args.seed)
     stats = run / name / "vecnormalize.pkl"
@@ -266,12 +266,8 @@ def cmd_list(args: argparse.Namespace) -> list[dict[str, str]]:
     from sb3_latent import registry
 
     rows = []
-    for e in registry.list_entries(args.kind):
-        try:
-            registry.load(e.kind, e.name)
-            status = "ok"
-        except Exception as err:  # noqa: BLE001 - a broken plugin is reported, not fatal
-            status = f"BROKEN: {type(err).__name__}: {err}"
+    for e, error in registry.check(args.kind):
+        status = "ok" if error is None else f"BROKEN: {error}"
         rows.append({"kind": e.kind, "name": e.name, "target": e.target, "from": e.distribution, "status": status})
     width = {k: max([len(k)] + [len(r[k]) for r in rows]) for k in ("kind", "name", "from", "target")}
     print("  ".join(k.ljust(width[k]) for k in ("kind", "name", "from", "target")) + "  status")
@@ -302,7 +298,7 @@ def cmd_tune(args: argparse.Namespace) -> Any:
         from sb3_latent.experiment import resolve_algo
 
         resolve_algo(args.algo)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, ImportError) as e:
         raise UsageError(str(e)) from e
     if args.n_trials is None and args.max_total_trials is None:
         raise UsageError("give --n-trials (per worker) or --max-total-trials (whole study), or both")
@@ -322,7 +318,7 @@ def cmd_tune(args: argparse.Namespace) -> Any:
                            n_trials=args.n_trials, max_total_trials=args.max_total_trials, out=out, config=args.conf,
                            overrides=overrides, pruning=not args.no_pruning, seed=args.seed, device=args.device,
                            heartbeat_interval=args.heartbeat, grace_period=args.grace_period, verbose=args.verbose)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, ImportError) as e:
         if "trial" in str(e).lower():
             raise
         raise UsageError(str(e)) from e

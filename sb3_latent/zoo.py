@@ -128,15 +128,26 @@ def _type_ok(value: Any, annotation: Any) -> bool:  # noqa: C901
     return True
 
 
+def _init_params(algo: type[BaseAlgorithm]) -> dict[str, inspect.Parameter]:
+    """Constructor parameters; a subclass that passes ``**kwargs`` on gets its bases' too."""
+    out: dict[str, inspect.Parameter] = {}
+    for cls in algo.__mro__:
+        if "__init__" not in vars(cls):
+            continue
+        params = inspect.signature(cls.__init__).parameters  # type: ignore[misc]
+        out.update({k: p for k, p in params.items() if p.kind is not p.VAR_KEYWORD and k not in out})
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            break
+    return out
+
+
 def _hints(algo: type[BaseAlgorithm]) -> dict[str, Any]:
     """Constructor annotations, resolved one by one (an annotation that does not resolve is skipped)."""
-    try:
-        return typing.get_type_hints(algo.__init__)
-    except Exception:  # one unresolvable forward reference spoils the lot: resolve them one at a time
-        pass
-    module = inspect.getmodule(algo.__init__)
     out = {}
-    for name, param in inspect.signature(algo.__init__).parameters.items():
+    for name, param in _init_params(algo).items():
+        owner = next((c for c in algo.__mro__ if "__init__" in vars(c)
+                      and name in inspect.signature(c.__init__).parameters), algo)  # type: ignore[misc]
+        module = inspect.getmodule(owner)
 
         def one() -> None: ...
 
@@ -230,7 +241,7 @@ def check_entry(algo: type[BaseAlgorithm], env_id: str, entry: dict[str, Any], s
     :raises TypeError: values of the wrong type
     """
     where = f"{source} [{env_id}]"
-    params = inspect.signature(algo.__init__).parameters
+    params = _init_params(algo)
     allowed = set(params) - {"self", "env", "_init_setup_model"}
     unknown = sorted(set(entry) - ZOO_KEYS - OWN_KEYS - allowed)
     if unknown:
@@ -288,7 +299,7 @@ def check_entry(algo: type[BaseAlgorithm], env_id: str, entry: dict[str, Any], s
     def resolve(key: str, value: str, kind: str | None, what: str) -> Any:
         try:
             return resolve_name(value, kind, what)
-        except ValueError as e:
+        except (ValueError, ImportError) as e:
             raise ValueError(f"{where}: {key!r}: {e}") from e
 
     policy = config.pop("policy", "CnnPolicy")

@@ -56,7 +56,7 @@ def test_shipped_specs_load_and_fit_their_algorithms() -> None:
         assert spec.algo == path.stem and spec.search_space and spec.budget["n_timesteps"] > 0
         envs = yaml.safe_load((ROOT / spec.config).read_text())
         for env_id in envs:  # every value of the space fits every base entry
-            for values in (spec.first_values(), {k: v for k, v in zip(spec.search_space, last_values(spec))}):
+            for values in (spec.first_values(), dict(zip(spec.search_space, last_values(spec), strict=True))):
                 entry = trial_entry(load_zoo_config(ROOT / spec.config, env_id), {**spec.fixed, **values})
                 check_entry(resolve_algo(spec.algo), env_id, entry, str(path))
 
@@ -80,7 +80,8 @@ def last_values(spec: StudySpec) -> list:
      "label other values with a mapping"),
     ({"budget": {"n_timesteps": 0}}, r"budget 'n_timesteps' must be an integer >= 1"),
     ({"pruner": {"name": "hyperband"}}, "pruner name must be"),
-    ({"search_space": {"learning_rat": {"type": "float", "low": 0.1, "high": 0.2}}}, r"unknown key\(s\) 'learning_rat'"),
+    ({"search_space": {"learning_rat": {"type": "float", "low": 0.1, "high": 0.2}}},
+     r"unknown key\(s\) 'learning_rat'"),
     ({"algo": "drqv2"}, "is a spec for 'drqv2', not 'rad'"),
 ])
 def test_bad_specs_fail_before_any_trial(tmp_path, change, message) -> None:
