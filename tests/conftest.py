@@ -16,7 +16,7 @@ def _seed() -> None:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory):
+def postgres_url():
     """A PostgreSQL server for distributed-tuning tests: ``$SB3_LATENT_POSTGRES_URL`` (set by ``.ci/run``),
     else one started (and installed when missing) by ``.ci/postgres.sh`` for this session."""
     import subprocess
@@ -28,7 +28,11 @@ def postgres_url(tmp_path_factory):
         yield url
         return
     script = Path(__file__).resolve().parent.parent / ".ci" / "postgres.sh"
-    folder = tmp_path_factory.mktemp("postgres")
+    import shutil
+    import tempfile
+
+    # not under pytest's tmp folders: those are private to root, and the server runs as `postgres`
+    folder = Path(tempfile.mkdtemp(prefix="sb3-latent-pg-"))
     proc = subprocess.run(["bash", str(script), "start", str(folder)], capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
         reason = (f"PostgreSQL could not be installed or started by {script} (exit {proc.returncode}): "
@@ -39,3 +43,4 @@ def postgres_url(tmp_path_factory):
         yield proc.stdout.strip().splitlines()[-1]
     finally:
         subprocess.run(["bash", str(script), "stop", str(folder)], capture_output=True, timeout=120)
+        shutil.rmtree(folder, ignore_errors=True)
