@@ -93,3 +93,17 @@ def test_lever_benchmark_quick(tmp_path) -> None:
         assert r["after"]["median_per_s"] > r["before"]["median_per_s"] > 0
         assert r["capacity_after"] > r["capacity_before"] and r["reencode_seconds"] > 0
     assert "B/transition LeVER" in (tmp_path / "lever.quick.md").read_text()
+
+
+def test_tuning_benchmark_quick(tmp_path, postgres_url, monkeypatch) -> None:
+    from benchmarks import tuning
+
+    monkeypatch.setenv("SB3_LATENT_POSTGRES_URL", postgres_url)
+    out = tuning.main(["--quick", "--out", str(tmp_path)])
+    one, two = out["throughput"]["1 worker"], out["throughput"]["2 workers"]
+    assert one["trials"] == 2 and two["trials"] >= 2 and len(two["workers"]) == 2
+    assert out["speedup_2_workers"] > 0
+    pruned, unpruned = out["pruning"]["median pruner"], out["pruning"]["no pruning"]
+    assert unpruned["trials"] == pruned["trials"] == 4 and unpruned["pruned"] == 0
+    assert unpruned["env_steps"] == 4 * 100 and pruned["env_steps"] <= unpruned["env_steps"]
+    assert "2 workers / 1 worker" in (tmp_path / "tuning.quick.md").read_text()
