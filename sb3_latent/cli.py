@@ -318,9 +318,7 @@ def cmd_tune(args: argparse.Namespace) -> Any:
                            n_trials=args.n_trials, max_total_trials=args.max_total_trials, out=out, config=args.conf,
                            overrides=overrides, pruning=not args.no_pruning, seed=args.seed, device=args.device,
                            heartbeat_interval=args.heartbeat, grace_period=args.grace_period, verbose=args.verbose)
-    except (ValueError, TypeError, ImportError) as e:
-        if "trial" in str(e).lower():
-            raise
+    except (ValueError, TypeError, ImportError) as e:  # raised before the first trial (trials' own are recorded)
         raise UsageError(str(e)) from e
     print((out / "report.md").read_text())
     return study

@@ -57,9 +57,23 @@ def test_a_broken_plugin_is_reported_and_the_others_still_work(tmp_path, monkeyp
 def curl_installed(tmp_path_factory) -> Path:
     """plugins/sb3-latent-curl pip-installed (as a user would, from its own pyproject) into a folder
     that goes on PYTHONPATH, so the shared environment is left as it was."""
+    import importlib.util
+
     target = tmp_path_factory.mktemp("site")
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                           "--target", str(target), str(PLUGIN)], capture_output=True, text=True, timeout=600)
+    # build with the environment's setuptools when it is recent enough (no download), else in pip's isolated
+    # build environment (a fresh Python 3.11 venv has setuptools 65)
+    isolation = []
+    if importlib.util.find_spec("setuptools"):
+        import setuptools
+
+        if int(setuptools.__version__.split(".")[0]) >= 68:
+            isolation = ["--no-build-isolation"]
+    import shutil
+
+    source = tmp_path_factory.mktemp("src") / PLUGIN.name  # a copy: building leaves build/ and egg-info behind
+    shutil.copytree(PLUGIN, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", *isolation,
+                           "--target", str(target), str(source)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert list(target.glob("sb3_latent_curl-0.1.0.dist-info"))
     return target
