@@ -157,3 +157,25 @@ def test_rl_zoo3_train_script_runs_our_files(tmp_path, monkeypatch) -> None:
                "--eval-episodes", "1", "--seed", "0", "--verbose", "0"])
     run = tmp_path / "zlogs" / "rad" / "sb3_latent-MovingDot-v0_1"
     assert (run / "sb3_latent-MovingDot-v0.zip").is_file() and (run / "evaluations.npz").is_file()
+
+
+def test_rl_zoo3_optimize_samples_from_our_study_spec(tmp_path, monkeypatch) -> None:
+    """rl_zoo3's `-optimize` tunes our algorithms with the sampler built from tuning/ALGO.yml."""
+    from sb3_latent.zoo_train import main as zoo_train
+
+    conf = write_conf(tmp_path, TINY)
+    (tmp_path / "tuning").mkdir()
+    (tmp_path / "tuning" / "rad.yml").write_text(yaml.safe_dump({
+        "algo": "rad", "budget": {"n_timesteps": 60},
+        "search_space": {"batch_size": {"type": "categorical", "choices": [4, 8]},
+                         "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-3, "log": True}}}))
+    monkeypatch.chdir(tmp_path)
+    storage = tmp_path / "study.log"
+    zoo_train(["--algo", "rad", "--env", ENV, "-conf", str(conf), "-optimize", "--n-trials", "2", "-n", "60",
+               "--n-evaluations", "1", "--eval-episodes", "1", "-f", "zlogs", "--no-optim-plots",
+               "--storage", str(storage), "--study-name", "z", "--verbose", "0"])
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    study = optuna.load_study(study_name="z", storage=optuna.storages.JournalStorage(JournalFileBackend(str(storage))))
+    assert len(study.trials) == 2 and all(set(t.params) == {"batch_size", "learning_rate"} for t in study.trials)
