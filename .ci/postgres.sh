@@ -44,10 +44,14 @@ start)
         echo "postgres.sh: installing PostgreSQL (apt-get install postgresql)" >&2
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq >&2
-        # policy-rc.d 101: do not start the package's own cluster on port 5432; we run our own
-        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-        apt-get install -y -qq postgresql >&2
-        rm -f /usr/sbin/policy-rc.d
+        # policy-rc.d exit 101: the package does not start its own cluster on port 5432 (we run our own);
+        # a policy-rc.d that is already there is left alone
+        made_policy=0
+        if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+            printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && made_policy=1
+        fi
+        apt-get install -y -qq postgresql >&2 || { [[ $made_policy == 1 ]] && rm -f /usr/sbin/policy-rc.d; exit 3; }
+        if [[ $made_policy == 1 ]]; then rm -f /usr/sbin/policy-rc.d; fi
         bin=$(find_bin)
     fi
     mkdir -p "$dir"
