@@ -189,3 +189,24 @@ def test_workers_share_a_postgresql_study_survive_a_killed_worker_and_resume(tmp
     assert 8 <= sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials) <= 9
     assert min(ran(out_c)) >= len(trials)
     assert (tmp_path / "c" / "best.yml").is_file()
+
+
+def test_tune_command_usage_errors(tmp_path, capsys) -> None:
+    from sb3_latent.cli import main
+
+    spec = spec_file(tmp_path)
+    for extra, message in [
+        ([], "give --n-trials (per worker) or --max-total-trials"),
+        (["--n-trials", "1", "--storage", "not-a-url"], "is neither a database URL"),
+        (["--n-trials", "1", "--spec", str(tmp_path / "none.yml")], "none.yml' does not exist"),
+    ]:
+        with pytest.raises(SystemExit) as exit_:
+            main(["tune", "--algo", "rad", "--env", ENV, "--spec", str(spec), "--out", str(tmp_path / "run"), *extra])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_journal_file_storage(tmp_path) -> None:
+    spec = StudySpec.load(spec_file(tmp_path, budget={"n_timesteps": 60, "n_evaluations": 1, "n_eval_episodes": 1}))
+    study = run_worker(spec, "rad", ENV, storage=str(tmp_path / "study.log"), study_name="j", n_trials=1,
+                       out=tmp_path / "run")
+    assert (tmp_path / "study.log").stat().st_size > 0 and states(study) == ["COMPLETE"]
