@@ -12,6 +12,7 @@ counted from the first trial's start to the last trial's end (process start-up e
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,15 +43,18 @@ def spec(n_timesteps: int, n_evaluations: int, n_eval_episodes: int = 2) -> dict
     }
 
 
-def start_postgres(folder: Path) -> tuple[str, bool]:
+def start_postgres() -> tuple[str, Path | None]:
+    """``$SB3_LATENT_POSTGRES_URL``, or a server started by ``.ci/postgres.sh`` in a folder of its own
+    (outside root-private temporary folders: the server runs as ``postgres``)."""
     url = os.environ.get("SB3_LATENT_POSTGRES_URL")
     if url:
-        return url, False
+        return url, None
+    folder = Path(tempfile.mkdtemp(prefix="sb3-latent-pg-"))
     proc = subprocess.run(["bash", str(ROOT / ".ci" / "postgres.sh"), "start", str(folder)], capture_output=True,
                           text=True, timeout=900)
     if proc.returncode != 0:
         raise RuntimeError(f"PostgreSQL did not start: {proc.stderr[-1000:]}")
-    return proc.stdout.strip().splitlines()[-1], True
+    return proc.stdout.strip().splitlines()[-1], folder
 
 
 def run_workers(url: str, study: str, spec_path: Path, n_workers: int, total: int, out: Path,
@@ -95,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tag = f"{int(time.time())}-{os.getpid()}"
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        url, ours = start_postgres(folder / "pg")
+        url, pg = start_postgres()
         try:
             spec_path = folder / "spec.yml"
             spec_path.write_text(yaml.safe_dump(spec(n_timesteps, n_evals, 1 if args.quick else 2)))
@@ -110,9 +114,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 run_workers(url, name, spec_path, 1, n_pruning, folder, *extra)
                 pruning[label] = steps(url, name)
         finally:
-            if ours:
-                subprocess.run(["bash", str(ROOT / ".ci" / "postgres.sh"), "stop", str(folder / "pg")],
-                               capture_output=True, timeout=120)
+            if pg is not None:
+                subprocess.run(["bash", str(ROOT / ".ci" / "postgres.sh"), "stop", str(pg)], capture_output=True,
+                               timeout=120)
+                shutil.rmtree(pg, ignore_errors=True)
     speedup = rates[2]["trials_per_hour"] / rates[1]["trials_per_hour"]
     saved = 1 - pruning["median pruner"]["env_steps"] / pruning["no pruning"]["env_steps"]
     results = {
