@@ -412,7 +412,8 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> Any:
     """Entry point of the ``sb3-latent`` console script.
 
-    :param argv: arguments (default: ``sys.argv[1:]``)
+    :param argv: arguments; None reads ``sys.argv[1:]`` and exits with the command's status (the
+        console script), a list returns the command's result (programmatic use and tests)
     """
     os.environ.setdefault("MUJOCO_GL", "egl")
     args = make_parser().parse_args(argv)
@@ -421,8 +422,8 @@ def main(argv: Sequence[str] | None = None) -> Any:
     except UsageError as e:
         print(f"sb3-latent {args.command}: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    if argv is None and isinstance(result, int):
-        raise SystemExit(result)
+    if argv is None:  # the console script: `sys.exit(main())` must see an exit status, not a result
+        raise SystemExit(result if isinstance(result, int) else 0)
     return result
 
 
