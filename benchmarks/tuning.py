@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 name = f"throughput-{n}w-{tag}"
                 run_workers(url, name, spec_path, n, n_throughput, folder, "--no-pruning")
                 rates[n] = throughput(url, name)
+                # > n: something besides the workers used the cores (the ratio is then no measure of scaling)
+                rates[n]["load_average_1min_at_end"] = os.getloadavg()[0]
             pruning = {}
             for label, extra in (("median pruner", ()), ("no pruning", ("--no-pruning",))):
                 name = f"pruning-{label.split()[0]}-{tag}"
@@ -128,9 +130,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "speedup_2_workers": speedup, "goal_speedup": 1.7, "goal_met": speedup >= 1.7,
         "pruning": pruning, "env_steps_saved_by_pruning": saved,
     }
-    rows = [[k, r["trials"], r["seconds"], r["trials_per_hour"], r["median_trial_seconds"]]
-            for k, r in results["throughput"].items()]
-    table = md_table(["workers", "trials", "seconds", "trials/hour", "median trial s"], rows)
+    rows = [[k, r["trials"], r["seconds"], r["trials_per_hour"], r["median_trial_seconds"],
+             r["load_average_1min_at_end"]] for k, r in results["throughput"].items()]
+    table = md_table(["workers", "trials", "seconds", "trials/hour", "median trial s", "load avg (1 min) at end"],
+                     rows)
     table += f"\n2 workers / 1 worker: **{speedup:.2f}x** (goal 1.7x: {'met' if speedup >= 1.7 else 'not met'})\n\n"
     table += md_table(["pruning", "finished trials", "pruned", "env steps", "best value"],
                       [[k, r["trials"], r["pruned"], r["env_steps"], r["best_value"]] for k, r in pruning.items()])
