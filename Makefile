@@ -23,7 +23,7 @@ demo: setup
 	$(BIN)/python -m sb3_latent.demo --out $(DEMO_OUT)
 
 test: setup
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests plugins/sb3-latent-curl/tests
 
 lint: setup
 	$(BIN)/ruff check sb3_latent tests benchmarks

@@ -86,4 +86,26 @@ def load(kind: str, name: str) -> Any:
             f"Unknown {kind[:-1]} {name!r}.{hint} Known {kind}: {', '.join(known) or '(none installed)'}. "
             f"Plugins register under the entry-point group {GROUPS[kind]!r}."
         )
-    return eps[name].load()
+    ep = eps[name]
+    try:
+        return ep.load()
+    except Exception as e:  # a broken plugin: say which one and why; other entries are unaffected
+        dist = ep.dist.name if ep.dist is not None else "?"
+        raise ImportError(f"{kind[:-1]} {name!r} from the distribution {dist!r} ({ep.value}) failed to load: "
+                          f"{type(e).__name__}: {e}") from e
+
+
+def check(kind: str | None = None) -> list[tuple[Entry, str | None]]:
+    """Load every registered part; return each entry with None, or the error that a broken one raises
+    (broken plugins are reported, never fatal for the others).
+
+    :param kind: one of ``GROUPS`` or None for all kinds
+    """
+    out: list[tuple[Entry, str | None]] = []
+    for entry in list_entries(kind):
+        try:
+            load(entry.kind, entry.name)
+            out.append((entry, None))
+        except Exception as e:  # noqa: BLE001
+            out.append((entry, str(e) if isinstance(e, ImportError) else f"{type(e).__name__}: {e}"))
+    return out

@@ -122,3 +122,17 @@ def test_slac_dmc_benchmark_quick(tmp_path) -> None:
     out = slac_dmc.main(["--quick", "--out", str(tmp_path)])
     assert out["curve"][-1][0] == 2_400 and len(out["random_returns"]) == 1
     assert (tmp_path / "slac_rollouts.quick.png").stat().st_size > 0 and (tmp_path / "slac_dmc.quick.png").exists()
+
+
+def test_tuning_benchmark_quick(tmp_path, postgres_url, monkeypatch) -> None:
+    from benchmarks import tuning
+
+    monkeypatch.setenv("SB3_LATENT_POSTGRES_URL", postgres_url)
+    out = tuning.main(["--quick", "--out", str(tmp_path)])
+    one, two = out["throughput"]["1 worker"], out["throughput"]["2 workers"]
+    assert one["trials"] == 2 and two["trials"] >= 2 and len(two["workers"]) == 2
+    assert out["speedup_2_workers"] > 0
+    pruned, unpruned = out["pruning"]["median pruner"], out["pruning"]["no pruning"]
+    assert unpruned["trials"] == pruned["trials"] == 4 and unpruned["pruned"] == 0
+    assert unpruned["env_steps"] == 4 * 100 and pruned["env_steps"] <= unpruned["env_steps"]
+    assert "2 workers / 1 worker" in (tmp_path / "tuning.quick.md").read_text()
