@@ -6,7 +6,12 @@ Public names live here; everything else is internal.
 from sb3_latent import registry
 from sb3_latent.algos import RAD, DrQv2
 from sb3_latent.augment import Augmentation, RandomCrop, RandomShift, RandomTranslate, make_augmentation
-from sb3_latent.buffers import FrameStoreReplayBuffer, NStepFrameStoreReplayBuffer
+from sb3_latent.buffers import (
+    FrameStoreReplayBuffer,
+    NStepFrameStoreReplayBuffer,
+    SequenceReplayBuffer,
+    SequenceSamples,
+)
 from sb3_latent.envs import MovingDotEnv, dmc_env_id, make_dmc_env, make_dmc_gym_env, make_moving_dot_env
 from sb3_latent.extractors import (
     FlareExtractor,
@@ -41,6 +46,8 @@ __all__ = [
     "RandomCrop",
     "RandomShift",
     "RandomTranslate",
+    "SequenceReplayBuffer",
+    "SequenceSamples",
     "StateFlareExtractor",
     "attach_lever",
     "dmc_env_id",

@@ -1,5 +1,7 @@
 """Replay buffers for RL from pixels."""
 
 from sb3_latent.buffers.frame_store import FrameStoreReplayBuffer, NStepFrameStoreReplayBuffer, infer_n_frames
+from sb3_latent.buffers.sequence import SequenceReplayBuffer, SequenceSamples
 
-__all__ = ["FrameStoreReplayBuffer", "NStepFrameStoreReplayBuffer", "infer_n_frames"]
+__all__ = ["FrameStoreReplayBuffer", "NStepFrameStoreReplayBuffer", "SequenceReplayBuffer", "SequenceSamples",
+           "infer_n_frames"]
