@@ -1,7 +1,8 @@
 """Algorithms, one folder each, laid out as sb3-contrib does (``<name>.py``, ``policies.py``);
 what they share is in ``common.py``."""
 
+from sb3_latent.algos.dreamer import Dreamer
 from sb3_latent.algos.drqv2 import DrQv2
 from sb3_latent.algos.rad import RAD
 
-__all__ = ["RAD", "DrQv2"]
+__all__ = ["RAD", "Dreamer", "DrQv2"]
