@@ -140,7 +140,7 @@ class Dreamer(OffPolicyAlgorithm):
             batch_size=batch_size, tau=1.0, gamma=gamma, train_freq=1, gradient_steps=1,
             replay_buffer_class=SequenceReplayBuffer, replay_buffer_kwargs=rb_kwargs, policy_kwargs=policy_kwargs,
             stats_window_size=stats_window_size, tensorboard_log=tensorboard_log, verbose=verbose, device=device,
-            seed=seed, sde_support=False, supported_action_spaces=(spaces.Box, spaces.Discrete),
+            seed=seed, sde_support=False, supported_action_spaces=(spaces.Box, spaces.Discrete), support_multi_env=True,
         )  # fmt: skip
         if _init_setup_model:
             self._setup_model()

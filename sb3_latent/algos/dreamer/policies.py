@@ -4,18 +4,22 @@ and its slow EMA copy, the return normaliser, their optimizers, and acting with 
 Sizes (``size=``) follow the DreamerV3 paper's model-size table (Appendix, "XS" to "XL": GRU units, CNN multiplier,
 dense units, MLP layers; 32 categoricals of 32 classes) from ``"s"`` up; ``"xs"`` is ours, small enough to learn on
 2 CPU cores (the paper's XS is ``PAPER_XS``). Parameter counts (all trainable parameters: world model, actor and
-critic; the slow critic is a copy and not counted) for 64x64x3 images and 6 continuous actions, checked by a test:
+critic; the slow critic is a copy and not counted) for 64x64x3 images and 6 continuous actions (``PARAMS``,
+checked by a test):
 
-======  ======  =========  =====  ======  =====  ============  ==========================
-size    GRU     stoch      units  layers  depth  parameters    paper (its own count)
-======  ======  =========  =====  ======  =====  ============  ==========================
-xs      256     16 x 16    256    1       16     see PARAMS    (ours)
-PAPER_XS 256    32 x 32    256    1       24     see PARAMS    XS: 8M
-s       512     32 x 32    512    2       32     see PARAMS    S: 18M
-m       1024    32 x 32    640    3       48     see PARAMS    M: 37M
-l       2048    32 x 32    768    4       64     see PARAMS    L: 77M
-xl      4096    32 x 32    1024   5       96     see PARAMS    XL: 200M
-======  ======  =========  =====  ======  =====  ============  ==========================
+========  ====  =======  =====  ======  =====  ===========  =========================
+size      GRU   stoch    units  layers  depth  parameters   the paper's table
+========  ====  =======  =====  ======  =====  ===========  =========================
+xs        256   16 x 16  256    1       16     3,308,238    (ours, for CPUs)
+PAPER_XS  256   32 x 32  256    1       24     8,263,982    XS: 8M
+s         512   32 x 32  512    2       32     17,926,030   S: 18M
+m         1024  32 x 32  640    3       48     36,900,302   M: 37M
+l         2048  32 x 32  768    4       64     76,753,422   L: 77M
+xl        4096  32 x 32  1024   5       96     200,727,182  XL: 200M
+========  ====  =======  =====  ======  =====  ===========  =========================
+
+The dreamerv3-torch port's default configuration has the layer sizes of the paper's S; the 19.1M parameters quoted
+for it in issue 7 equal this S count plus a slow critic (17.93M + 1.18M).
 """
 
 from __future__ import annotations
@@ -59,7 +63,8 @@ SIZES: dict[str, dict[str, int]] = {
 #: the paper's XS (its table: 8M parameters); pass ``size=PAPER_XS``
 PAPER_XS: dict[str, int] = dict(deter=256, stoch=32, classes=32, units=256, layers=1, depth=24)
 #: trainable parameters per size for 64x64x3 images and 6 continuous actions (``tests/test_dreamer.py`` checks them)
-PARAMS: dict[str, int] = {}
+PARAMS: dict[str, int] = {"xs": 3_308_238, "paper_xs": 8_263_982, "s": 17_926_030, "m": 36_900_302,
+                          "l": 76_753_422, "xl": 200_727_182}
 
 
 def resolve_size(size: str | dict[str, int]) -> dict[str, int]:
