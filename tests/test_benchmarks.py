@@ -93,3 +93,11 @@ def test_lever_benchmark_quick(tmp_path) -> None:
         assert r["after"]["median_per_s"] > r["before"]["median_per_s"] > 0
         assert r["capacity_after"] > r["capacity_before"] and r["reencode_seconds"] > 0
     assert "B/transition LeVER" in (tmp_path / "lever.quick.md").read_text()
+
+
+def test_dreamer_benchmark_quick(tmp_path) -> None:
+    from benchmarks import dreamer
+
+    out = dreamer.main(["--quick", "--out", str(tmp_path)])
+    assert out["results"]["xs/2x8"]["median_per_s"] > 0 and out["results"]["xs/2x8"]["parameters"] == 3_308_238
+    assert "dreamerv3-torch anchor" in (tmp_path / "dreamer.quick.md").read_text()

@@ -194,8 +194,10 @@ def test_rssm_and_imagination_shapes() -> None:
     assert torch.allclose(post.stoch.sum(-1), torch.ones(B, T, 4))  # one-hot samples
     assert torch.allclose(post_lp.exp().sum(-1), torch.ones(B, T, 4)) and post_lp.exp().min() >= 0.01 / 4 - 1e-6
     assert wm.decoder(feat(post))["obs"].shape == (B, T, 3, 16, 16)
-    states, actions = m.imagine(State(post.deter.flatten(0, 1), post.stoch.flatten(0, 1)), H)
+    start = State(post.deter.detach().flatten(0, 1), post.stoch.detach().flatten(0, 1))
+    states, actions, logp, ent = m.imagine(start, H)
     assert states.deter.shape == (H + 1, B * T, 32) and actions.shape == (H, B * T, 2)
+    assert logp.shape == ent.shape == (H, B * T) and logp.requires_grad and not states.deter.requires_grad
     assert actions.abs().max() <= 1
 
 

@@ -79,8 +79,9 @@ def onehot_straight_through(logits: torch.Tensor, sample: bool = True) -> torch.
     :param sample: draw a sample; False: the most likely class
     """
     probs = logits.exp()
-    if sample:
-        idx = torch.multinomial(probs.reshape(-1, probs.shape[-1]).detach(), 1).reshape(probs.shape[:-1])
+    if sample:  # inverse-CDF sampling: one uniform number per categorical
+        u = torch.rand((*probs.shape[:-1], 1), device=probs.device, dtype=probs.dtype)
+        idx = (probs.detach().cumsum(-1) < u).sum(-1).clamp(max=probs.shape[-1] - 1)
     else:
         idx = probs.argmax(-1)
     hard = F.one_hot(idx, probs.shape[-1]).to(probs.dtype)

@@ -25,7 +25,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from torch.nn import functional as F
 
 from sb3_latent.algos.common import ema_
-from sb3_latent.algos.dreamer.distributions import kl_balance, lambda_return
+from sb3_latent.algos.dreamer.distributions import TwoHotSymexp, kl_balance, lambda_return
 from sb3_latent.algos.dreamer.networks import State, check_obs_space, feat
 from sb3_latent.algos.dreamer.policies import (
     DreamerCnnPolicy,
@@ -237,18 +237,23 @@ class Dreamer(OffPolicyAlgorithm):
                  "cont_loss": cont_nll.mean(), "kl_dyn": dyn.mean(), "kl_rep": rep.mean()}
         return loss, parts, post, cont
 
-    @torch.no_grad()
-    def imagine(self, start: State, horizon: int) -> tuple[State, torch.Tensor]:
+    def imagine(self, start: State, horizon: int) -> tuple[State, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Roll the prior forward ``horizon`` steps from ``start`` (``(N, ...)``) with actor samples. Returns the
-        states ``(H + 1, N, ...)`` (``s_0`` = start) and the actions ``(H, N, A)`` taken at ``s_0..s_{H-1}``."""
+        states ``(H + 1, N, ...)`` (``s_0`` = start), the actions ``(H, N, A)`` taken at ``s_0..s_{H-1}`` and their
+        log-probabilities and the policy's entropies ``(H, N)``, with gradient for the actor only."""
         p = self.policy
-        states, actions, s = [start], [], start
+        states, actions, logps, ents, s = [start], [], [], [], start
         for _ in range(horizon):
-            a = p.actor.act(feat(s))
-            s, _ = p.world_model.rssm.img_step(s, a)
+            d = p.actor.dist(feat(s))
+            a = p.actor.sample(d)
+            logps.append(p.actor.log_prob(d, a))
+            ents.append(d.entropy())
+            with torch.no_grad():
+                s, _ = p.world_model.rssm.img_step(s, a)
             states.append(s)
             actions.append(a)
-        return State(*(torch.stack(x) for x in zip(*states, strict=True))), torch.stack(actions)
+        return (State(*(torch.stack(x) for x in zip(*states, strict=True))), torch.stack(actions), torch.stack(logps),
+                torch.stack(ents))
 
     def actor_critic_loss(self, post: State, cont: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
                                                                           dict[str, torch.Tensor]]:
@@ -256,23 +261,21 @@ class Dreamer(OffPolicyAlgorithm):
         regulariser towards the slow critic; the actor maximises normalised advantages (REINFORCE) plus entropy."""
         p, wm = self.policy, self.policy.world_model
         start = State(post.deter.detach().flatten(0, 1), post.stoch.detach().flatten(0, 1))
-        states, actions = self.imagine(start, self.horizon)
+        states, _, logp, entropy = self.imagine(start, self.horizon)
         f = feat(states)  # (H + 1, N, F)
+        critic = p.critic_dist(f)
         with torch.no_grad():
             reward = wm.reward_dist(f[1:]).mean()
             conts = torch.cat([cont.flatten()[None], (wm.cont(f[1:]).squeeze(-1) > 0).float()])  # c_0 from data
-            values = p.critic_dist(f).mean()
+            values = critic.mean()
             returns = lambda_return(reward, values, conts[1:], self.gamma, self.lam)
-            weight = torch.cumprod(self.gamma * conts, 0) / self.gamma  # reach probability of each state
+            weight = torch.cumprod(self.gamma * conts, 0)[:-1] / self.gamma  # reach probability of s_0..s_{H-1}
             scale = p.retnorm.update(returns)
             adv = (returns - values[:-1]) / scale
-        dist = p.actor.dist(f[:-1])
-        entropy = dist.entropy()
-        actor_loss = -(weight[:-1] * (p.actor.log_prob(dist, actions) * adv + self.ent_coef * entropy)).mean()
-        critic = p.critic_dist(f[:-1])
-        with torch.no_grad():
             slow = p.critic_dist(f[:-1], slow=True).mean()
-        critic_loss = (weight[:-1] * -(critic.log_prob(returns) + self.slow_reg * critic.log_prob(slow))).mean()
+        actor_loss = -(weight * (logp * adv + self.ent_coef * entropy)).mean()
+        critic = TwoHotSymexp(critic.logits[:-1], critic.bins)
+        critic_loss = (weight * -(critic.log_prob(returns) + self.slow_reg * critic.log_prob(slow))).mean()
         logs = {"actor_loss": actor_loss, "critic_loss": critic_loss, "return_scale": scale, "entropy": entropy.mean(),
                 "imag_return": returns.mean(), "imag_reward": reward.mean()}
         return actor_loss, critic_loss, logs

@@ -45,7 +45,7 @@ def mlp(inp: int, units: int, layers: int) -> nn.Sequential:
 
 
 class ChannelNorm(nn.LayerNorm):
-    """LayerNorm over the channels of ``(N, C, H, W)`` maps."""
+    """LayerNorm over the channels of ``(N, C, H, W)`` maps (a view, no copy, for channels-last maps)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
@@ -100,7 +100,7 @@ class ConvEncoder(nn.Module):
         self.out_dim = channels * MIN_RES**2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.float() / 255.0 - 0.5)
+        return self.net((x.float() / 255.0 - 0.5).contiguous(memory_format=torch.channels_last))
 
 
 class ConvDecoder(nn.Module):
@@ -124,7 +124,8 @@ class ConvDecoder(nn.Module):
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         lead = f.shape[:-1]
-        x = self.net(self.linear(f).reshape(-1, self.top, MIN_RES, MIN_RES))
+        x = self.linear(f).reshape(-1, self.top, MIN_RES, MIN_RES)
+        x = self.net(x.contiguous(memory_format=torch.channels_last))
         return x.reshape(*lead, *x.shape[1:])
 
 
@@ -223,7 +224,10 @@ class RSSM(nn.Module):
         self.img_in = mlp(stoch * classes + action_dim, hidden, 1)
         self.gru = GRUCell(hidden, deter)
         self.prior_net = nn.Sequential(mlp(deter, hidden, 1), nn.Linear(hidden, stoch * classes))
-        self.post_net = nn.Sequential(mlp(deter + embed_dim, hidden, 1), nn.Linear(hidden, stoch * classes))
+        # q(z | h, e): Linear([h, e]) → LayerNorm → SiLU → Linear, its first Linear split in an ``h`` part and an ``e``
+        # part (the same map) so that the ``e`` part runs once for a whole sequence
+        self.post_h, self.post_e = nn.Linear(deter, hidden, bias=False), nn.Linear(embed_dim, hidden, bias=False)
+        self.post_net = nn.Sequential(nn.LayerNorm(hidden, eps=1e-3), nn.SiLU(), nn.Linear(hidden, stoch * classes))
         self.init_deter = nn.Parameter(torch.zeros(deter))  # learned initial state, h_0 = tanh(w)
 
     def _logits(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -245,15 +249,16 @@ class RSSM(nn.Module):
         return State(deter, onehot_straight_through(logits, sample)), logits
 
     def obs_step(self, s: State, prev_action: torch.Tensor, embed: torch.Tensor, is_first: torch.Tensor,
-                 sample: bool = True) -> tuple[State, torch.Tensor]:
+                 sample: bool = True, projected: bool = False) -> tuple[State, torch.Tensor]:
         """One filtering step: reset to :meth:`initial` where ``is_first``, advance ``h`` with the previous action,
-        then ``z ~ q(z | h, e)``. Returns the posterior state and its log-probs."""
+        then ``z ~ q(z | h, e)``. Returns the posterior state and its log-probs. ``projected``: ``embed`` is
+        ``post_e(e)`` already."""
         first = is_first.float()[:, None]
         init = self.initial(len(embed))
         s = State(first * init.deter + (1 - first) * s.deter, first[..., None] * init.stoch +
                   (1 - first[..., None]) * s.stoch)
         deter = self.gru(self.img_in(torch.cat([s.stoch.flatten(-2), (1 - first) * prev_action], -1)), s.deter)
-        logits = self._logits(self.post_net, torch.cat([deter, embed], -1))
+        logits = self._logits(self.post_net, self.post_h(deter) + (embed if projected else self.post_e(embed)))
         return State(deter, onehot_straight_through(logits, sample)), logits
 
     def observe(self, embed: torch.Tensor, prev_actions: torch.Tensor, is_first: torch.Tensor,
@@ -265,8 +270,9 @@ class RSSM(nn.Module):
             is_first = is_first.clone()
             is_first[:, 0] = 1.0
         deters, stochs, logits = [], [], []
+        e = self.post_e(embed)  # for all steps at once
         for t in range(embed.shape[1]):
-            s, lg = self.obs_step(s, prev_actions[:, t], embed[:, t], is_first[:, t])
+            s, lg = self.obs_step(s, prev_actions[:, t], e[:, t], is_first[:, t], projected=True)
             deters.append(s.deter)
             stochs.append(s.stoch)
             logits.append(lg)
@@ -326,12 +332,15 @@ class Actor(nn.Module):
 
     def act(self, f: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         """An action in the model's format: a vector in [-1, 1], or a one-hot vector."""
-        d = self.dist(f)
+        return self.sample(self.dist(f), deterministic)
+
+    def sample(self, d: torch.distributions.Distribution, deterministic: bool = False) -> torch.Tensor:
+        """A sample (or the mode) of ``d`` in the model's format, without gradient."""
         if self.discrete:
             assert isinstance(d, torch.distributions.Categorical)
             idx = d.probs.argmax(-1) if deterministic else d.sample()
             return F.one_hot(idx, self.n).float()
-        return (d.mean if deterministic else d.sample()).clamp(-1.0, 1.0)
+        return (d.mean if deterministic else d.sample()).clamp(-1.0, 1.0).detach()
 
     def log_prob(self, d: torch.distributions.Distribution, a: torch.Tensor) -> torch.Tensor:
         """``log π(a | s)`` for an action in the model's format."""
