@@ -246,8 +246,10 @@ class Dreamer(OffPolicyAlgorithm):
         for _ in range(horizon):
             d = p.actor.dist(feat(s))
             a = p.actor.sample(d)
-            logps.append(p.actor.log_prob(d, a))
+            logps.append(p.actor.log_prob(d, a))  # of the raw sample
             ents.append(d.entropy())
+            if not p.actor.discrete:
+                a = a.clamp(-1.0, 1.0)  # the env's bounds, as in the replayed data
             with torch.no_grad():
                 s, _ = p.world_model.rssm.img_step(s, a)
             states.append(s)

@@ -331,16 +331,18 @@ class Actor(nn.Module):
         return torch.distributions.Independent(torch.distributions.Normal(torch.tanh(mean), std), 1)
 
     def act(self, f: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
-        """An action in the model's format: a vector in [-1, 1], or a one-hot vector."""
-        return self.sample(self.dist(f), deterministic)
+        """An action in the model's format: a vector clipped to [-1, 1], or a one-hot vector."""
+        a = self.sample(self.dist(f), deterministic)
+        return a if self.discrete else a.clamp(-1.0, 1.0)
 
     def sample(self, d: torch.distributions.Distribution, deterministic: bool = False) -> torch.Tensor:
-        """A sample (or the mode) of ``d`` in the model's format, without gradient."""
+        """A sample (or the mode) of ``d`` without gradient: one-hot, or a raw (unclipped) vector. Learning uses
+        the raw sample's log-probability: that of a clipped one would pull the mean onto the bounds."""
         if self.discrete:
             assert isinstance(d, torch.distributions.Categorical)
             idx = d.probs.argmax(-1) if deterministic else d.sample()
             return F.one_hot(idx, self.n).float()
-        return (d.mean if deterministic else d.sample()).clamp(-1.0, 1.0).detach()
+        return (d.mean if deterministic else d.sample()).detach()
 
     def log_prob(self, d: torch.distributions.Distribution, a: torch.Tensor) -> torch.Tensor:
         """``log π(a | s)`` for an action in the model's format."""
