@@ -60,7 +60,10 @@ def rate(size: str, b: int, t: int, repeats: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--sizes", nargs="+", default=None, help="size presets (default: xs paper_xs s m)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     sizes = args.sizes or (["xs"] if args.quick else ["xs", "paper_xs", "s", "m"])
     batches = [(2, 8)] if args.quick else [(16, 64), (8, 32)]
     repeats = args.repeats or (1 if args.quick else 3)
