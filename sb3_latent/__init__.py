@@ -4,7 +4,7 @@ Public names live here; everything else is internal.
 """
 
 from sb3_latent import registry
-from sb3_latent.algos import RAD, SLAC, DrQv2
+from sb3_latent.algos import RAD, SLAC, Dreamer, DrQv2
 from sb3_latent.augment import Augmentation, RandomCrop, RandomShift, RandomTranslate, make_augmentation
 from sb3_latent.buffers import (
     FrameStoreReplayBuffer,
@@ -31,6 +31,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Augmentation",
+    "Dreamer",
     "DrQv2",
     "FlareExtractor",
     "FrameStoreReplayBuffer",

@@ -136,3 +136,10 @@ def test_tuning_benchmark_quick(tmp_path, postgres_url, monkeypatch) -> None:
     assert unpruned["trials"] == pruned["trials"] == 4 and unpruned["pruned"] == 0
     assert unpruned["env_steps"] == 4 * 100 and pruned["env_steps"] <= unpruned["env_steps"]
     assert "2 workers / 1 worker" in (tmp_path / "tuning.quick.md").read_text()
+
+def test_dreamer_benchmark_quick(tmp_path) -> None:
+    from benchmarks import dreamer
+
+    out = dreamer.main(["--quick", "--out", str(tmp_path)])
+    assert out["results"]["xs/2x8"]["median_per_s"] > 0 and out["results"]["xs/2x8"]["parameters"] == 3_308_238
+    assert "dreamerv3-torch anchor" in (tmp_path / "dreamer.quick.md").read_text()
