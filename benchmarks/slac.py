@@ -92,7 +92,7 @@ class Textbook:
         self.model_opt.zero_grad()
         loss.backward()
         self.model_opt.step()
-        return float(loss)
+        return loss.item()
 
     def sac_update(self) -> None:
         x, a, r = self.sample(self.sac_batch)
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     data = textbook.sample(batches[0])
     state = copy.deepcopy(model.policy.latent.state_dict())
     torch.manual_seed(1)
-    ours_loss = float(model.policy.latent.loss(data[0], data[1], data[2], torch.zeros_like(data[2]))["loss"])
+    ours_loss = model.policy.latent.loss(data[0], data[1], data[2], torch.zeros_like(data[2]))["loss"].item()
     torch.manual_seed(1)
     with torch.no_grad():
         textbook.latent.load_state_dict(state)
