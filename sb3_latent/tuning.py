@@ -389,8 +389,10 @@ def run_worker(
         raise ValueError(f"{spec.path}: no budget 'n_timesteps' (and {source} has none for {env_id!r})")
     tuner.entry(spec.first_values())  # unknown keys / names / types: an error now, not in every trial
     optuna.logging.set_verbosity(optuna.logging.WARNING if verbose == 0 else optuna.logging.INFO)
+    db = make_storage(storage, out, heartbeat_interval, grace_period)
+    heartbeat = getattr(db, "get_heartbeat_interval", lambda: None)() is not None
     study = optuna.create_study(
-        storage=make_storage(storage, out, heartbeat_interval, grace_period),
+        storage=db,
         study_name=study_name or f"{algo}-{env_id.replace('/', '-')}",
         sampler=spec.make_sampler(seed), pruner=spec.make_pruner(pruning),
         direction="maximize" if spec.direction == "maximize" else "minimize",
@@ -403,13 +405,9 @@ def run_worker(
     ran = 0
     numbers: list[int] = []
     while n_trials is None or ran < n_trials:
-        if max_total_trials is not None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.fail_stale_trials(study)  # trials of dead workers (past the grace period)
-            c = counts(study)
-            if sum(c.get(s.name, 0) for s in COUNTED) + c.get("RUNNING", 0) >= max_total_trials:
-                break
+        if max_total_trials is not None and not _claim_slot(study, max_total_trials,
+                                                                    heartbeat_interval if heartbeat else None):
+            break
         study.optimize(tuner.objective, n_trials=1, catch=(Exception,), gc_after_trial=True,
                        callbacks=[lambda _, t: numbers.append(t.number)])
         ran += 1
@@ -417,6 +415,25 @@ def run_worker(
     print(f"this worker ({socket.gethostname()}:{os.getpid()}) ran trials {numbers}")
     write_report(study, spec, tuner, out, storage)
     return study
+
+
+def _claim_slot(study: optuna.Study, max_total_trials: int, poll: float | None) -> bool:
+    """Whether a new trial fits under ``max_total_trials`` (finished + running). While the
+    finished trials are short of it but running ones fill it, wait: a running trial may belong to a
+    dead worker, and is failed here once its heartbeat is older than the grace period, freeing its
+    slot (``poll``: seconds between checks, None for a storage without heartbeats, where a dead
+    worker's trial keeps its slot)."""
+    while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # trials of dead workers (past the grace period)
+        c = counts(study)
+        finished = sum(c.get(s.name, 0) for s in COUNTED)
+        if finished + c.get("RUNNING", 0) < max_total_trials:
+            return True
+        if finished >= max_total_trials or poll is None:
+            return False
+        time.sleep(poll)
 
 
 def best_snippet(study: optuna.Study, spec: StudySpec, tuner: Tuner) -> str:

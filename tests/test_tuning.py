@@ -129,6 +129,23 @@ def test_pruning_stops_bad_trials_early(tmp_path) -> None:
     assert all(t.user_attrs["env_steps"] < 120 for t in pruned)
 
 
+def test_a_dead_workers_trial_in_the_last_slot_is_failed_and_rerun(tmp_path) -> None:
+    # the study needs 2 finished trials; one is done, the last slot is held by a worker that died
+    spec = StudySpec.load(spec_file(tmp_path))
+    out = tmp_path / "run"
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    storage = optuna.storages.RDBStorage(url, heartbeat_interval=1, grace_period=2)
+    study = optuna.create_study(study_name="d", storage=storage, direction="maximize")
+    study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=1.0))
+    with pytest.warns(UserWarning, match="Heartbeat"):  # optuna: ask() outside optimize()
+        dead = study.ask()
+    storage.record_heartbeat(dead._trial_id)  # its last heartbeat; the worker is gone
+    study = run_worker(spec, "rad", ENV, storage=url, study_name="d", max_total_trials=2, out=out, seed=0,
+                       heartbeat_interval=1, grace_period=2)
+    # this worker waited for the grace period, failed the dead trial, and ran the missing one
+    assert states(study)[:2] == ["COMPLETE", "FAIL"] and states(study)[2] in ("COMPLETE", "PRUNED")
+
+
 def worker(url: str, out: Path, spec: Path, max_total: int, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
