@@ -8,7 +8,7 @@ import pytest
 import yaml
 from stable_baselines3 import SAC
 
-from sb3_latent import RAD, DrQv2, LeVERReplayBuffer
+from sb3_latent import RAD, SLAC, Dreamer, DrQv2, LeVERReplayBuffer
 from sb3_latent.cli import main
 from sb3_latent.zoo import check_entry, load_zoo_config
 
@@ -114,8 +114,15 @@ def test_bad_algo_env_and_missing_budget(tmp_path, capsys, monkeypatch) -> None:
     assert "no 'n_timesteps'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("name", "algo"), [("rad.yml", RAD), ("rad_flare.yml", RAD), ("rad_lever.yml", RAD),
-                                            ("drqv2.yml", DrQv2), ("drqv2_lever.yml", DrQv2), ("sac_flare.yml", SAC)])
+SHIPPED = {"rad.yml": RAD, "rad_flare.yml": RAD, "rad_lever.yml": RAD, "drqv2.yml": DrQv2, "drqv2_lever.yml": DrQv2,
+           "sac_flare.yml": SAC, "slac.yml": SLAC, "dreamer.yml": Dreamer}
+
+
+def test_every_zoo_file_is_checked_below() -> None:
+    assert {p.name for p in ZOO.glob("*.yml")} == set(SHIPPED)
+
+
+@pytest.mark.parametrize(("name", "algo"), SHIPPED.items())
 def test_every_shipped_zoo_entry_checks(name, algo) -> None:
     data = yaml.safe_load((ZOO / name).read_text())
     assert data
