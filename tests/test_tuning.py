@@ -50,7 +50,7 @@ def test_shipped_specs_load_and_fit_their_algorithms() -> None:
     from sb3_latent.tuning import trial_entry
 
     paths = sorted((ROOT / "tuning").glob("*.yml"))
-    assert {p.stem for p in paths} >= {"rad", "drqv2", "sac"}
+    assert {p.stem for p in paths} >= {"rad", "drqv2", "sac", "slac", "dreamer"}
     for path in paths:
         spec = StudySpec.load(path)
         assert spec.algo == path.stem and spec.search_space and spec.budget["n_timesteps"] > 0
