@@ -137,9 +137,20 @@ def test_tuning_benchmark_quick(tmp_path, postgres_url, monkeypatch) -> None:
     assert unpruned["env_steps"] == 4 * 100 and pruned["env_steps"] <= unpruned["env_steps"]
     assert "2 workers / 1 worker" in (tmp_path / "tuning.quick.md").read_text()
 
+
 def test_dreamer_benchmark_quick(tmp_path) -> None:
     from benchmarks import dreamer
 
     out = dreamer.main(["--quick", "--out", str(tmp_path)])
     assert out["results"]["xs/2x8"]["median_per_s"] > 0 and out["results"]["xs/2x8"]["parameters"] == 3_308_238
     assert "dreamerv3-torch anchor" in (tmp_path / "dreamer.quick.md").read_text()
+
+
+@pytest.mark.dmc
+def test_dreamer_dmc_benchmark_quick(tmp_path) -> None:
+    from benchmarks import dreamer_dmc
+
+    out = dreamer_dmc.main(["--quick", "--out", str(tmp_path)])
+    assert out["curve"][-1][0] == 1_600 and len(out["random_returns"]) == 1
+    assert (tmp_path / "dreamer_openloop.quick.png").stat().st_size > 0
+    assert (tmp_path / "dreamer_openloop.quick.gif").exists() and (tmp_path / "dreamer_dmc.quick.png").exists()

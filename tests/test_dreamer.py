@@ -28,6 +28,7 @@ from sb3_latent.algos.dreamer.distributions import (
 )
 from sb3_latent.algos.dreamer.networks import State, feat
 from sb3_latent.algos.dreamer.policies import PARAMS
+from sb3_latent.algos.dreamer.dreamer import bf16_supported
 
 
 @pytest.fixture(autouse=True)
@@ -209,8 +210,10 @@ def fill(m: Dreamer, n: int) -> None:
     m.learning_starts = ls
 
 
-def test_world_model_loss_falls_on_a_small_pixel_env() -> None:
-    m = make(learning_rate=1e-3, batch_size=8, batch_length=16)
+@pytest.mark.parametrize("amp", [False, pytest.param(True, marks=pytest.mark.skipif(
+    not bf16_supported(torch.device("cpu")), reason="this CPU has no native bfloat16"))])
+def test_world_model_loss_falls_on_a_small_pixel_env(amp: bool) -> None:
+    m = make(learning_rate=1e-3, batch_size=8, batch_length=16, amp=amp)  # amp: bfloat16 compute, as the official code
     fill(m, 600)
     losses = []
     for _ in range(120):
@@ -218,6 +221,12 @@ def test_world_model_loss_falls_on_a_small_pixel_env() -> None:
         losses.append(float(logs["model_loss"]))
     first, last = np.mean(losses[:10]), np.mean(losses[-10:])
     assert last < 0.5 * first, (first, last)  # mostly the decoder: the dot's frames are learned
+
+
+def test_amp_without_native_bfloat16_is_refused(monkeypatch) -> None:
+    monkeypatch.setattr("sb3_latent.algos.dreamer.dreamer.bf16_supported", lambda device: False)
+    with pytest.raises(ValueError, match="amp=True needs native bfloat16"):
+        make(amp=True)
 
 
 def test_train_ratio_sets_the_number_of_updates() -> None:

@@ -1,0 +1,141 @@
+"""Dreamer on DMC cartpole swingup from 64x64 pixels within a CPU budget, and its open-loop predictions after it.
+
+The run is built from ``zoo_configs/dreamer.yml`` (DreamerV3's hyperparameters, dreamerv3-torch's dmc_vision
+settings) and stops at ``--minutes`` (45) or ``--frames``. On two CPU cores the paper's compute per env step
+(size S, batch 16 x 64, train_ratio 512: one 0.15 s update per 2 env steps) would see ~1k updates in 45 min and
+few frames, so the CPU run shrinks what costs time and says so: ``--size`` (xs), ``--batch-size`` x
+``--batch-length`` and ``--train-ratio``, ``--learning-starts`` random steps, and ``--action-repeat``
+(default 8: the PlaNet / DreamerV1 convention for cartpole, as the SLAC run; the torch port uses 2 for every DMC
+task). Evaluation: the policy's samples (as DreamerV3 acts), 5 episodes, every ``--eval-every`` frames; the
+random policy's return is measured for reference. ``--paper`` keeps the zoo entry as it is (a GPU run).
+Writes ``dreamer_dmc.{json,md,png}`` and ``dreamer_openloop.{png,gif}`` (truth / model / difference).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import RESULTS, md_table, parser, write
+
+CONFIGS = Path(__file__).resolve().parent.parent / "zoo_configs" / "dreamer.yml"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    import torch
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    from sb3_latent import Dreamer
+    from sb3_latent.algos.dreamer import write_open_loop
+    from sb3_latent.zoo import build_from_config, load_zoo_config
+
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--task", default="cartpole-swingup")
+    p.add_argument("--minutes", type=float, default=45)
+    p.add_argument("--frames", type=int, default=1_000_000)
+    p.add_argument("--size", default="xs", help="model size preset (zoo entry: s)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-length", type=int, default=64)
+    p.add_argument("--train-ratio", type=float, default=64, help="replayed steps per env step (zoo entry: 512)")
+    p.add_argument("--learning-starts", type=int, default=1_000, help="random agent steps (zoo entry: 2500)")
+    p.add_argument("--action-repeat", type=int, default=8, help="zoo entry: 2")
+    p.add_argument("--eval-every", type=int, default=10_000, help="frames")
+    p.add_argument("--amp", action="store_true", help="bfloat16 compute (the official code's; needs native bf16)")
+    p.add_argument("--paper", action="store_true", help="the zoo entry unchanged (size s, ratio 512, 4 envs): a GPU")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    env_id = f"sb3_latent/{args.task}-pixels-v0"
+    cfg = load_zoo_config(CONFIGS, env_id)
+    env_kwargs = dict(cfg["env_kwargs"])
+    overrides: dict[str, Any] = dict(device=args.device, amp=args.amp)
+    if args.quick:  # tiny model, frames and budget: the path end to end, numbers meaningless
+        args.minutes, args.frames, args.eval_every, args.learning_starts = 5, 1_600, 800, 50
+        args.size, args.batch_size, args.batch_length, args.train_ratio = "xs", 2, 8, 16
+        env_kwargs["size"] = 32
+    if not args.paper:
+        env_kwargs["action_repeat"] = args.action_repeat
+        overrides.update(n_envs=1, learning_starts=args.learning_starts, batch_size=args.batch_size,
+                         batch_length=args.batch_length, train_ratio=args.train_ratio,
+                         policy_kwargs={**cfg["policy_kwargs"], "size": args.size})
+    overrides["env_kwargs"] = env_kwargs
+    repeat = int(env_kwargs["action_repeat"])
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    model, _ = build_from_config(Dreamer, env_id, cfg, source=str(CONFIGS), seed=args.seed, **overrides)
+    assert isinstance(model, Dreamer)
+    eval_env = make_vec_env(env_id, seed=args.seed + 10_000, env_kwargs=env_kwargs)
+    n_eval = 1 if args.quick else 5
+    eval_env.reset()
+    random = [sum(float(eval_env.step(np.array([eval_env.action_space.sample()]))[1][0])
+                  for _ in range(1000 // repeat)) for _ in range(n_eval)]
+    curve: list[tuple[int, float, float]] = []
+    start = time.perf_counter()
+
+    def frames() -> int:
+        return model.num_timesteps * repeat
+
+    def evaluate() -> None:
+        mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=n_eval, deterministic=False)
+        curve.append((frames(), float(mean), time.perf_counter() - start))
+        print(f"{curve[-1][0]:>8} frames  return {mean:7.1f}  updates {model._n_updates:>6}  "
+              f"{curve[-1][2] / 60:5.1f} min", flush=True)
+
+    class Budget(BaseCallback):
+        def _on_step(self) -> bool:
+            if frames() % args.eval_every < repeat * model.n_envs:
+                evaluate()
+            return time.perf_counter() - start < 60 * args.minutes
+
+    model.learn(args.frames // repeat, callback=Budget())
+    if not curve or curve[-1][0] != frames():
+        evaluate()
+    stem = "dreamer_dmc.quick" if args.quick else "dreamer_dmc"
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_open_loop(model, args.out / ("dreamer_openloop.quick.png" if args.quick else "dreamer_openloop.png"),
+                    context=5, horizon=15 if not args.quick else 5)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    c = np.array(curve)
+    ax.plot(c[:, 0], c[:, 1], marker="o", label=f"Dreamer (ours, size {args.size}), policy samples")
+    ax.axhline(float(np.mean(random)), color="gray", ls=":", label="random policy")
+    ax.set_xlabel(f"frames (agent steps x action repeat {repeat})")
+    ax.set_ylabel("evaluation return")
+    ax.set_title(f"Dreamer, {args.task} from pixels, CPU budget")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(args.out / f"{stem}.png", dpi=90)
+    plt.close(fig)
+    rows = [[args.task, f"{curve[-1][0]:,}", f"{curve[-1][1]:.0f}", f"{max(v for _, v, _ in curve):.0f}",
+             f"{np.mean(random):.0f}", model._n_updates, f"{model.policy.n_parameters() / 1e6:.1f}M",
+             f"{curve[-1][2] / 60:.1f}"]]
+    table = md_table(["task", "frames", "final return", "best return", "random policy", "updates", "parameters",
+                      "minutes"], rows)
+    table += ("\nQUICK MODE: 32x32 frames, tiny batch and budget; the numbers only show the pipeline runs.\n"
+              if args.quick else "")
+    schedule = ("the zoo entry as it is" if args.paper else
+                f"size {args.size}, batch {args.batch_size} x {args.batch_length}, train_ratio {args.train_ratio:g}, "
+                f"{args.learning_starts:,} random steps, action repeat {repeat} (zoo entry: s, 16 x 64, 512, 2,500, 2)")
+    schedule += ", bfloat16 compute (amp)" if args.amp else ", float32"
+    table += (f"\nOne seed; 64x64 frames; {schedule}. Curve: `{stem}.png`; open-loop predictions: "
+              "`dreamer_openloop.png` / `.gif` (rows: truth, model, difference; a red edge marks imagined frames).\n")
+    out = {"task": args.task, "curve": curve, "random_returns": random, "schedule": vars(args) | {"out": str(args.out)}}
+    write("dreamer_dmc", args, out, table)
+    return out
+
+
+if __name__ == "__main__":
+    RESULTS.mkdir(exist_ok=True)
+    main()
