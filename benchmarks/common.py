@@ -95,3 +95,60 @@ def md_table(headers: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def random_returns(env: Any, n_episodes: int, steps: int) -> list[float]:
+    """Returns of uniform random actions on a 1-env VecEnv, ``steps`` agent steps per episode."""
+    env.reset()
+    return [sum(float(env.step(np.array([env.action_space.sample()]))[1][0]) for _ in range(steps))
+            for _ in range(n_episodes)]
+
+
+def learn_on_budget(model: Any, eval_env: Any, frames: int, repeat: int, minutes: float, eval_every: int,
+                    n_eval: int) -> list[tuple[int, float, float]]:
+    """``model.learn`` until ``frames`` (agent steps x ``repeat``) or ``minutes`` of wall clock, evaluating the
+    stochastic policy on ``n_eval`` episodes every ``eval_every`` frames and at the end. Returns the curve
+    ``(frames, mean return, seconds)``."""
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    curve: list[tuple[int, float, float]] = []
+    start = time.perf_counter()
+
+    def evaluate() -> None:
+        mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=n_eval, deterministic=False)
+        curve.append((model.num_timesteps * repeat, float(mean), time.perf_counter() - start))
+        print(f"{curve[-1][0]:>8} frames  return {mean:7.1f}  updates {model._n_updates:>6}  "
+              f"{curve[-1][2] / 60:5.1f} min", flush=True)
+
+    class Budget(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps * repeat % eval_every < repeat * model.n_envs:
+                evaluate()
+            return time.perf_counter() - start < 60 * minutes
+
+    model.learn(frames // repeat, callback=Budget())
+    if not curve or curve[-1][0] != model.num_timesteps * repeat:
+        evaluate()
+    return curve
+
+
+def plot_curve(curve: list[tuple[int, float, float]], random: list[float], path: Path, label: str, title: str,
+               repeat: int) -> None:
+    """Evaluation return over frames, with the random policy's mean as a dotted line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    c = np.array(curve)
+    ax.plot(c[:, 0], c[:, 1], marker="o", label=label)
+    ax.axhline(float(np.mean(random)), color="gray", ls=":", label="random policy")
+    ax.set_xlabel(f"frames (agent steps x action repeat {repeat})")
+    ax.set_ylabel("evaluation return")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

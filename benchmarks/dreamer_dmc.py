@@ -17,22 +17,19 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.common import RESULTS, md_table, parser, write
+from benchmarks.common import RESULTS, learn_on_budget, md_table, parser, plot_curve, random_returns, write
 
 CONFIGS = Path(__file__).resolve().parent.parent / "zoo_configs" / "dreamer.yml"
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
-    from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.evaluation import evaluate_policy
 
     from sb3_latent import Dreamer
     from sb3_latent.algos.dreamer import write_open_loop
@@ -74,50 +71,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     assert isinstance(model, Dreamer)
     eval_env = make_vec_env(env_id, seed=args.seed + 10_000, env_kwargs=env_kwargs)
     n_eval = 1 if args.quick else 5
-    eval_env.reset()
-    random = [sum(float(eval_env.step(np.array([eval_env.action_space.sample()]))[1][0])
-                  for _ in range(1000 // repeat)) for _ in range(n_eval)]
-    curve: list[tuple[int, float, float]] = []
-    start = time.perf_counter()
-
-    def frames() -> int:
-        return model.num_timesteps * repeat
-
-    def evaluate() -> None:
-        mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=n_eval, deterministic=False)
-        curve.append((frames(), float(mean), time.perf_counter() - start))
-        print(f"{curve[-1][0]:>8} frames  return {mean:7.1f}  updates {model._n_updates:>6}  "
-              f"{curve[-1][2] / 60:5.1f} min", flush=True)
-
-    class Budget(BaseCallback):
-        def _on_step(self) -> bool:
-            if frames() % args.eval_every < repeat * model.n_envs:
-                evaluate()
-            return time.perf_counter() - start < 60 * args.minutes
-
-    model.learn(args.frames // repeat, callback=Budget())
-    if not curve or curve[-1][0] != frames():
-        evaluate()
+    random = random_returns(eval_env, n_eval, 1000 // repeat)
+    curve = learn_on_budget(model, eval_env, args.frames, repeat, args.minutes, args.eval_every, n_eval)
     stem = "dreamer_dmc.quick" if args.quick else "dreamer_dmc"
     args.out.mkdir(parents=True, exist_ok=True)
     write_open_loop(model, args.out / ("dreamer_openloop.quick.png" if args.quick else "dreamer_openloop.png"),
                     context=5, horizon=15 if not args.quick else 5)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    c = np.array(curve)
-    ax.plot(c[:, 0], c[:, 1], marker="o", label=f"Dreamer (ours, size {args.size}), policy samples")
-    ax.axhline(float(np.mean(random)), color="gray", ls=":", label="random policy")
-    ax.set_xlabel(f"frames (agent steps x action repeat {repeat})")
-    ax.set_ylabel("evaluation return")
-    ax.set_title(f"Dreamer, {args.task} from pixels, CPU budget")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(args.out / f"{stem}.png", dpi=90)
-    plt.close(fig)
+    plot_curve(curve, random, args.out / f"{stem}.png", f"Dreamer (ours, size {args.size}), policy samples",
+               f"Dreamer, {args.task} from pixels, CPU budget", repeat)
     rows = [[args.task, f"{curve[-1][0]:,}", f"{curve[-1][1]:.0f}", f"{max(v for _, v, _ in curve):.0f}",
              f"{np.mean(random):.0f}", model._n_updates, f"{model.policy.n_parameters() / 1e6:.1f}M",
              f"{curve[-1][2] / 60:.1f}"]]

@@ -15,22 +15,19 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.common import RESULTS, md_table, parser, write
+from benchmarks.common import RESULTS, learn_on_budget, md_table, parser, plot_curve, random_returns, write
 
 CONFIGS = Path(__file__).resolve().parent.parent / "zoo_configs" / "slac.yml"
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
-    from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.evaluation import evaluate_policy
 
     from sb3_latent import SLAC
     from sb3_latent.algos.slac import write_rollouts
@@ -66,45 +63,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     model, _ = build_from_config(SLAC, env_id, cfg, source=str(CONFIGS), seed=args.seed, **overrides)
     assert isinstance(model, SLAC)
     eval_env = make_vec_env(env_id, seed=args.seed + 10_000, env_kwargs=env_kwargs)
-    eval_env.reset()
-    random = [sum(float(eval_env.step(np.array([eval_env.action_space.sample()]))[1][0])
-                  for _ in range(1000 // repeat)) for _ in range(1 if args.quick else 5)]
-    curve: list[tuple[int, float, float]] = []
-    start = time.perf_counter()
-
-    def evaluate() -> None:
-        mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=1 if args.quick else 5, deterministic=False)
-        curve.append((model.num_timesteps * repeat, float(mean), time.perf_counter() - start))
-        print(f"{curve[-1][0]:>8} frames  return {mean:7.1f}  {curve[-1][2] / 60:5.1f} min", flush=True)
-
-    class Budget(BaseCallback):
-        def _on_step(self) -> bool:
-            if self.num_timesteps * repeat % args.eval_every == 0:
-                evaluate()
-            return time.perf_counter() - start < 60 * args.minutes
-
-    model.learn(args.frames // repeat, callback=Budget())
-    if not curve or curve[-1][0] != model.num_timesteps * repeat:
-        evaluate()
+    n_eval = 1 if args.quick else 5
+    random = random_returns(eval_env, n_eval, 1000 // repeat)
+    curve = learn_on_budget(model, eval_env, args.frames, repeat, args.minutes, args.eval_every, n_eval)
     stem = "slac_dmc.quick" if args.quick else "slac_dmc"
     args.out.mkdir(parents=True, exist_ok=True)
     write_rollouts(model, args.out / ("slac_rollouts.quick.png" if args.quick else "slac_rollouts.png"))
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    c = np.array(curve)
-    ax.plot(c[:, 0], c[:, 1], marker="o", label="SLAC (ours), stochastic policy")
-    ax.axhline(float(np.mean(random)), color="gray", ls=":", label="random policy")
-    ax.set_xlabel(f"frames (agent steps x action repeat {repeat})")
-    ax.set_ylabel("evaluation return")
-    ax.set_title(f"SLAC, {args.task} from pixels, CPU budget")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(args.out / f"{stem}.png", dpi=90)
-    plt.close(fig)
+    plot_curve(curve, random, args.out / f"{stem}.png", "SLAC (ours), stochastic policy",
+               f"SLAC, {args.task} from pixels, CPU budget", repeat)
     rows = [[args.task, f"{curve[-1][0]:,}", f"{curve[-1][1]:.0f}", f"{max(v for _, v, _ in curve):.0f}",
              f"{np.mean(random):.0f}", model.model_updates_done, model._n_updates, f"{curve[-1][2] / 60:.1f}"]]
     table = md_table(["task", "frames", "final return", "best return", "random policy", "model updates",
