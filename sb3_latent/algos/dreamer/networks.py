@@ -248,16 +248,18 @@ class RSSM(nn.Module):
         logits = self.prior_logits(deter)
         return State(deter, onehot_straight_through(logits, sample)), logits
 
-    def obs_step(self, s: State, prev_action: torch.Tensor, embed: torch.Tensor, is_first: torch.Tensor,
-                 sample: bool = True, projected: bool = False) -> tuple[State, torch.Tensor]:
+    def obs_step(self, s: State, prev_action: torch.Tensor, embed: torch.Tensor, is_first: torch.Tensor | None,
+                 sample: bool = True, projected: bool = False, init: State | None = None) -> tuple[State, torch.Tensor]:
         """One filtering step: reset to :meth:`initial` where ``is_first``, advance ``h`` with the previous action,
-        then ``z ~ q(z | h, e)``. Returns the posterior state and its log-probs. ``projected``: ``embed`` is
-        ``post_e(e)`` already."""
-        first = is_first.float()[:, None]
-        init = self.initial(len(embed))
-        s = State(first * init.deter + (1 - first) * s.deter, first[..., None] * init.stoch +
-                  (1 - first[..., None]) * s.stoch)
-        deter = self.gru(self.img_in(torch.cat([s.stoch.flatten(-2), (1 - first) * prev_action], -1)), s.deter)
+        then ``z ~ q(z | h, e)``. Returns the posterior state and its log-probs. ``is_first`` None: no env starts an
+        episode here; ``projected``: ``embed`` is ``post_e(e)`` already; ``init``: :meth:`initial`, if computed."""
+        if is_first is not None:
+            first = is_first.float()[:, None]
+            init = self.initial(len(embed)) if init is None else init
+            s = State(first * init.deter + (1 - first) * s.deter, first[..., None] * init.stoch +
+                      (1 - first[..., None]) * s.stoch)
+            prev_action = (1 - first) * prev_action
+        deter = self.gru(self.img_in(torch.cat([s.stoch.flatten(-2), prev_action], -1)), s.deter)
         logits = self._logits(self.post_net, self.post_h(deter) + (embed if projected else self.post_e(embed)))
         return State(deter, onehot_straight_through(logits, sample)), logits
 
@@ -265,14 +267,17 @@ class RSSM(nn.Module):
                 s: State | None = None) -> tuple[State, torch.Tensor, torch.Tensor]:
         """Filter a batch of sequences ``(B, T, ...)`` (time second); ``s`` the state before them (None: initial;
         every sequence starts there). Returns posterior states, posterior and prior log-probs, all ``(B, T, ...)``."""
+        init = self.initial(len(embed))  # once, not per step
         if s is None:
-            s = self.initial(len(embed))
+            s = init
             is_first = is_first.clone()
             is_first[:, 0] = 1.0
+        starts = is_first.bool().any(0).tolist()  # the steps where some sequence starts an episode (one sync)
         deters, stochs, logits = [], [], []
         e = self.post_e(embed)  # for all steps at once
         for t in range(embed.shape[1]):
-            s, lg = self.obs_step(s, prev_actions[:, t], e[:, t], is_first[:, t], projected=True)
+            s, lg = self.obs_step(s, prev_actions[:, t], e[:, t], is_first[:, t] if starts[t] else None,
+                                  projected=True, init=init)
             deters.append(s.deter)
             stochs.append(s.stoch)
             logits.append(lg)
