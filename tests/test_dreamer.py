@@ -26,9 +26,9 @@ from sb3_latent.algos.dreamer.distributions import (
     twohot,
     unimix_logits,
 )
+from sb3_latent.algos.dreamer.dreamer import bf16_supported
 from sb3_latent.algos.dreamer.networks import State, feat
 from sb3_latent.algos.dreamer.policies import PARAMS
-from sb3_latent.algos.dreamer.dreamer import bf16_supported
 
 
 @pytest.fixture(autouse=True)
