@@ -223,10 +223,17 @@ def test_world_model_loss_falls_on_a_small_pixel_env(amp: bool) -> None:
     assert last < 0.5 * first, (first, last)  # mostly the decoder: the dot's frames are learned
 
 
-def test_amp_without_native_bfloat16_is_refused(monkeypatch) -> None:
+def test_amp_without_native_bfloat16_is_refused(monkeypatch, tmp_path) -> None:
+    saved = make("MlpPolicy", dot_env("state"))
+    saved.amp = True  # as if trained with amp on a machine that has bfloat16
+    saved.save(tmp_path / "amp.zip")
     monkeypatch.setattr("sb3_latent.algos.dreamer.dreamer.bf16_supported", lambda device: False)
     with pytest.raises(ValueError, match="amp=True needs native bfloat16"):
         make(amp=True)
+    loaded = Dreamer.load(tmp_path / "amp.zip", env=dot_env("state"), train_ratio=8)  # loads here all the same
+    with pytest.warns(UserWarning, match="trains in float32 here"):
+        loaded.learn(60)
+    assert loaded.amp is False and loaded._n_updates > 0
 
 
 def test_train_ratio_sets_the_number_of_updates() -> None:
