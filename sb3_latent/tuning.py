@@ -38,7 +38,7 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
-from sb3_latent.zoo import ZooEntry, check_entry, load_zoo_config
+from sb3_latent.zoo import ZooEntry, check_entry, load_zoo_config, read_yaml_mapping
 
 SPEC_KEYS = {"algo", "config", "fixed", "budget", "sampler", "pruner", "search_space", "direction"}
 BUDGET_KEYS = {"n_timesteps", "n_evaluations", "n_eval_episodes"}
@@ -81,11 +81,7 @@ class StudySpec:
         :raises ValueError: a missing file, unknown keys, a malformed parameter
         """
         path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"study spec {str(path)!r} does not exist")
-        data = yaml.safe_load(path.read_text())
-        if not isinstance(data, dict):
-            raise ValueError(f"study spec {str(path)!r} must be a mapping, got {type(data).__name__}")
+        data = read_yaml_mapping(path, "study spec")
         unknown = sorted(set(data) - SPEC_KEYS)
         if unknown:
             raise ValueError(f"{path}: unknown key(s) {', '.join(map(repr, unknown))}; expected {sorted(SPEC_KEYS)}")

@@ -44,6 +44,18 @@ _OPTIMIZERS = {"adam": "torch.optim:Adam", "adamw": "torch.optim:AdamW", "sgd": 
                "rmsprop": "torch.optim:RMSprop"}
 
 
+def read_yaml_mapping(path: str | Path, what: str, expectation: str = "must be a mapping") -> dict[str, Any]:
+    """The YAML mapping in ``path``; a clear ``ValueError`` (naming ``what`` and the file) when the file is
+    missing or holds something else."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{what} {str(path)!r} does not exist")
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{what} {str(path)!r} {expectation}, got {type(data).__name__}")
+    return data
+
+
 def load_zoo_config(path: str | Path, env_id: str) -> dict[str, Any]:
     """The entry for ``env_id`` in the YAML file ``path`` (or its ``default`` entry).
 
@@ -52,11 +64,7 @@ def load_zoo_config(path: str | Path, env_id: str) -> dict[str, Any]:
     :raises ValueError: for a missing file, a file that is not a mapping, or an env id it lacks
     """
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"zoo config {str(path)!r} does not exist")
-    data = yaml.safe_load(path.read_text())
-    if not isinstance(data, dict):
-        raise ValueError(f"zoo config {str(path)!r} must map env ids to hyperparameters, got {type(data).__name__}")
+    data = read_yaml_mapping(path, "zoo config", "must map env ids to hyperparameters")
     entry = data.get(env_id, data.get("default"))
     if entry is None:
         raise ValueError(f"{env_id!r} is not in {str(path)!r} (and it has no 'default' entry); it has: "
