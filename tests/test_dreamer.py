@@ -230,9 +230,9 @@ def test_amp_without_native_bfloat16_is_refused(monkeypatch, tmp_path) -> None:
     monkeypatch.setattr("sb3_latent.algos.dreamer.dreamer.bf16_supported", lambda device: False)
     with pytest.raises(ValueError, match="amp=True needs native bfloat16"):
         make(amp=True)
-    loaded = Dreamer.load(tmp_path / "amp.zip", env=dot_env("state"), train_ratio=8)  # loads here all the same
-    with pytest.warns(UserWarning, match="trains in float32 here"):
-        loaded.learn(60)
+    with pytest.warns(UserWarning, match="trains in float32 here"):  # loads here all the same
+        loaded = Dreamer.load(tmp_path / "amp.zip", env=dot_env("state"), train_ratio=8)
+    loaded.learn(60)
     assert loaded.amp is False and loaded._n_updates > 0
 
 

@@ -23,6 +23,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import get_device
 from torch.nn import functional as F
 
 from sb3_latent.algos.common import ema_
@@ -136,6 +137,9 @@ class Dreamer(OffPolicyAlgorithm):
         if getattr(env, "observation_space", None) is not None:
             check_obs_space(env.observation_space)  # type: ignore[union-attr]
         resolve_size((policy_kwargs or {}).get("size", "xs"))
+        if amp and not bf16_supported(get_device(device)):
+            raise ValueError(f"amp=True needs native bfloat16 (a CUDA GPU that supports it, or a CPU with "
+                             f"AVX512-BF16); {get_device(device)} has none: use amp=False")
         self.batch_length, self.train_ratio, self.lam, self.horizon = int(batch_length), float(train_ratio), lam, \
             int(horizon)
         self.ent_coef, self.slow_critic_tau, self.slow_reg = ent_coef, slow_critic_tau, slow_reg
@@ -154,9 +158,6 @@ class Dreamer(OffPolicyAlgorithm):
         )  # fmt: skip
         if _init_setup_model:
             self._setup_model()
-        if amp and not bf16_supported(self.device):
-            raise ValueError(f"amp=True needs native bfloat16 (a CUDA GPU that supports it, or a CPU with "
-                             f"AVX512-BF16); {self.device} has none: use amp=False")
 
     # --- acting: a recurrent state (h, z, previous action) per env ----------------------------------------
 
@@ -222,11 +223,14 @@ class Dreamer(OffPolicyAlgorithm):
 
     # --- learning ------------------------------------------------------------------------------------
 
-    def _autocast(self) -> Any:
-        if self.amp and not bf16_supported(self.device):  # a model saved with amp, loaded where bf16 is emulated
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        if self.amp and not bf16_supported(self.device):  # load(): a model saved with amp, where bf16 is emulated
             warnings.warn(f"this model was saved with amp=True; {self.device} has no native bfloat16: it trains in "
                           "float32 here", stacklevel=2)
             self.amp = False
+
+    def _autocast(self) -> Any:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
 
     def _batch(self, s: SequenceSamples) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor,
