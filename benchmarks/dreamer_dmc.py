@@ -30,7 +30,6 @@ CONFIGS = Path(__file__).resolve().parent.parent / "zoo_configs" / "dreamer.yml"
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    import torch
     from stable_baselines3.common.env_util import make_vec_env
 
     from sb3_latent import Dreamer
@@ -74,7 +73,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             overrides["learning_rate"] = args.model_lr
     overrides["env_kwargs"] = env_kwargs
     repeat = int(env_kwargs["action_repeat"])
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     model, _ = build_from_config(Dreamer, env_id, cfg, source=str(CONFIGS), seed=args.seed, **overrides)
     assert isinstance(model, Dreamer)
     eval_env = make_vec_env(env_id, seed=args.seed + 10_000, env_kwargs=env_kwargs)

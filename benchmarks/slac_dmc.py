@@ -26,7 +26,6 @@ CONFIGS = Path(__file__).resolve().parent.parent / "zoo_configs" / "slac.yml"
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    import torch
     from stable_baselines3.common.env_util import make_vec_env
 
     from sb3_latent import SLAC
@@ -48,7 +47,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.quick:
         args.minutes, args.frames, args.learning_starts, args.pretrain = 5, 2_400, 100, 5
         args.batch_size, args.model_batch_size, args.eval_every = 8, 4, 1_200
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     env_id = f"sb3_latent/{args.task}-pixels-v0"
     cfg = load_zoo_config(CONFIGS, env_id)
     repeat = int(cfg["env_kwargs"]["action_repeat"])
