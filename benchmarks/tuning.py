@@ -62,7 +62,7 @@ def run_workers(url: str, study: str, spec_path: Path, n_workers: int, total: in
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     procs = [subprocess.Popen(
-        [sys.executable, "-m", "sb3_latent.cli", "tune", "--algo", "rad", "--env", ENV, "--spec", str(spec_path),
+        [sys.executable, "-m", "sb3_latent.zoo.cli", "tune", "--algo", "rad", "--env", ENV, "--spec", str(spec_path),
          "--storage", url, "--study-name", study, "--max-total-trials", str(total), "--num-threads", "1",
          "--out", str(out / f"{study}-{i}"), "--seed", str(i), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT) for i in range(n_workers)]

@@ -9,8 +9,8 @@ import yaml
 from stable_baselines3 import SAC
 
 from sb3_latent import RAD, SLAC, Dreamer, DrQv2, LeVERReplayBuffer
-from sb3_latent.cli import main
 from sb3_latent.zoo import check_entry, load_zoo_config
+from sb3_latent.zoo.cli import main
 
 ZOO = Path(__file__).resolve().parent.parent / "zoo_configs"
 ENV = "sb3_latent/MovingDot-v0"
@@ -178,7 +178,8 @@ def test_rl_zoo3_optimize_samples_from_our_study_spec(tmp_path, monkeypatch) -> 
                          "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-3, "log": True}}}))
     monkeypatch.chdir(tmp_path)
     storage = tmp_path / "study.log"
-    zoo_train(["--algo", "rad", "--env", ENV, "-conf", str(conf), "-optimize", "--n-trials", "2", "-n", "60",
+    zoo_train(["--algo", "rad", "--env", ENV, "-conf", str(conf), "--spec", "tuning/rad.yml", "-optimize",
+               "--n-trials", "2", "-n", "60",
                "--n-evaluations", "1", "--eval-episodes", "1", "-f", "zlogs", "--no-optim-plots",
                "--storage", str(storage), "--study-name", "z", "--verbose", "0"])
     import optuna

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from sb3_latent import FlareExtractor, registry
-from sb3_latent.cli import main
+from sb3_latent.zoo.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = ROOT / "plugins" / "sb3-latent-curl"
@@ -82,7 +82,7 @@ def curl_installed(tmp_path_factory) -> Path:
 def sb3_latent(site: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "sb3_latent.cli", *args], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "sb3_latent.zoo.cli", *args], capture_output=True, text=True, env=env,
                           cwd=cwd, timeout=600)
 
 

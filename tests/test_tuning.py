@@ -14,8 +14,8 @@ import yaml
 from optuna.trial import TrialState
 
 from sb3_latent import RAD
-from sb3_latent.tuning import StudySpec, run_worker, wait_for
 from sb3_latent.zoo import check_entry, load_zoo_config
+from sb3_latent.zoo.tune import StudySpec, run_worker, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = "sb3_latent/MovingDot-v0"
@@ -46,18 +46,20 @@ def states(study: optuna.Study) -> list[str]:
 
 
 def test_shipped_specs_load_and_fit_their_algorithms() -> None:
-    from sb3_latent.experiment import resolve_algo
-    from sb3_latent.tuning import trial_entry
+    from sb3_latent.zoo import shipped
+    from sb3_latent.zoo.config import with_values
+    from sb3_latent.zoo.manager import resolve_algo
 
-    paths = sorted((ROOT / "tuning").glob("*.yml"))
+    paths = sorted(shipped("study spec").values())
     assert {p.stem for p in paths} >= {"rad", "drqv2", "sac", "slac", "dreamer"}
     for path in paths:
         spec = StudySpec.load(path)
         assert spec.algo == path.stem and spec.search_space and spec.budget["n_timesteps"] > 0
-        envs = yaml.safe_load((ROOT / spec.config).read_text())
+        config = shipped("zoo config")[spec.config]
+        envs = yaml.safe_load(config.read_text())
         for env_id in envs:  # every value of the space fits every base entry
             for values in (spec.first_values(), dict(zip(spec.search_space, last_values(spec), strict=True))):
-                entry = trial_entry(load_zoo_config(ROOT / spec.config, env_id), {**spec.fixed, **values})
+                entry = with_values(load_zoo_config(config, env_id), {**spec.fixed, **values})
                 check_entry(resolve_algo(spec.algo), env_id, entry, str(path))
 
 
@@ -149,7 +151,7 @@ def test_a_dead_workers_trial_in_the_last_slot_is_failed_and_rerun(tmp_path) -> 
 def worker(url: str, out: Path, spec: Path, max_total: int, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "sb3_latent.cli", "tune", "--algo", "rad", "--env", ENV, "--spec", str(spec),
+        [sys.executable, "-m", "sb3_latent.zoo.cli", "tune", "--algo", "rad", "--env", ENV, "--spec", str(spec),
          "--storage", url, "--study-name", "shared", "--max-total-trials", str(max_total), "--out", str(out),
          "--num-threads", "1", "--heartbeat", "1", "--grace-period", "3", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
@@ -209,7 +211,7 @@ def test_workers_share_a_postgresql_study_survive_a_killed_worker_and_resume(tmp
 
 
 def test_tune_command_usage_errors(tmp_path, capsys) -> None:
-    from sb3_latent.cli import main
+    from sb3_latent.zoo.cli import main
 
     spec = spec_file(tmp_path)
     for extra, message in [

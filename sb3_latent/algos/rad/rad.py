@@ -10,7 +10,7 @@ published.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -19,12 +19,14 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, ReplayBufferSamples, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
 from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN
 
 from sb3_latent.algos.common import SharedEncoderMixin, check_spaces
 from sb3_latent.algos.rad.policies import RADMlpPolicy, RADPolicy
 from sb3_latent.buffers import FrameStoreReplayBuffer
+
+SelfRAD = TypeVar("SelfRAD", bound="RAD")
 
 
 class RAD(SharedEncoderMixin, SAC):
@@ -179,3 +181,11 @@ class RAD(SharedEncoderMixin, SAC):
         self.logger.record("train/learning_rate", lr)
         for key, values in logs.items():
             self.logger.record(f"train/{key}", float(np.mean(values)))
+
+    def learn(self: SelfRAD, total_timesteps: int, callback: MaybeCallback = None, log_interval: int = 4,
+              tb_log_name: str = "", reset_num_timesteps: bool = True, progress_bar: bool = False) -> SelfRAD:
+        """SAC's ``learn``; TensorBoard runs are named after the class (``RAD_1``, a subclass's own name)
+        unless ``tb_log_name`` is given."""
+        return super().learn(total_timesteps=total_timesteps, callback=callback, log_interval=log_interval,
+                             tb_log_name=tb_log_name or type(self).__name__,
+                             reset_num_timesteps=reset_num_timesteps, progress_bar=progress_bar)

@@ -1,12 +1,5 @@
-"""The ``sb3-latent`` command: ``train``, ``enjoy``, ``plot``, ``list``, ``tune``, ``bench``.
-
-::
-
-    sb3-latent train --algo rad --env sb3_latent/pendulum-swingup-pixels-v0 -c zoo_configs/rad_flare.yml -P
-    sb3-latent enjoy --algo rad --env sb3_latent/pendulum-swingup-pixels-v0 --video run.gif
-    sb3-latent plot logs/rad -o curves.png
-    sb3-latent list
-    sb3-latent tune --algo rad --env sb3_latent/MovingDot-v0 --storage postgresql://... --study-name s --n-trials 20
+"""What the ``sb3-latent`` commands do: ``train``, ``enjoy``, ``plot``, ``list``, ``tune``, ``bench``
+(:mod:`sb3_latent.zoo.cli` parses the command line and calls these).
 
 Runs land in rl-zoo's layout, ``logs/ALGO/ENV_N/``: the model (``ENV.zip``, ``best_model.zip``), the
 config used (``ENV/config.yml``, ``ENV/zoo_config.yml``, ``ENV/args.yml``, ``ENV/command.txt``), eval
@@ -18,7 +11,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib
-import os
 import re
 import subprocess
 import sys
@@ -35,21 +27,15 @@ class UsageError(Exception):
     """Bad input, reported as one line before any work (exit status 2)."""
 
 
-def _kv(items: Sequence[str] | None, what: str) -> dict[str, Any]:
-    """``key:value`` pairs (values parsed as YAML, never evaluated; dotted keys reach into mappings)."""
-    from sb3_latent.tuning import set_nested
+def overrides_of(args: argparse.Namespace) -> dict[str, Any]:
+    """``--hyperparams`` and ``--env-kwargs`` as dotted keys (``env_kwargs.size``), values parsed as YAML."""
+    from sb3_latent.zoo.config import parse_key_values
 
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition(":")
-        if not sep or not key:
-            raise UsageError(f"{what}: expected key:value, got {item!r}")
-        try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError as e:
-            raise UsageError(f"{what}: cannot parse the value of {key!r} ({value!r}): {e}") from e
-        set_nested(out, key, parsed)
-    return out
+    try:
+        return {**parse_key_values(args.hyperparams, "--hyperparams"),
+                **parse_key_values(args.env_kwargs, "--env-kwargs", prefix="env_kwargs.")}
+    except ValueError as e:
+        raise UsageError(str(e)) from e
 
 
 def _import_packages(names: Sequence[str]) -> None:
@@ -79,43 +65,70 @@ def _env_name(env_id: str) -> str:
 # --- train ---------------------------------------------------------------------------------------
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--algo", required=True, help="rad, drqv2, a plugin's (sb3-latent list), sac, td3, ...")
-    p.add_argument("--env", required=True, help="gymnasium id, e.g. sb3_latent/cartpole-swingup-pixels-v0")
-    p.add_argument("-c", "--conf", default=None, help="zoo YAML (default: zoo_configs/ALGO.yml when it exists)")
-    p.add_argument("--hyperparams", "-params", nargs="+", metavar="KEY:VALUE",
-                   help="replace entries, e.g. learning_rate:0.001 policy_kwargs.net_arch:[64,64]")
-    p.add_argument("--env-kwargs", nargs="+", metavar="KEY:VALUE", help="replace env_kwargs entries")
-    p.add_argument("--device", default="auto", help="torch device (auto: a GPU when there is one)")
-    p.add_argument("--num-threads", type=int, default=-1, help="torch threads (-1: torch's default)")
-    p.add_argument("--gym-packages", nargs="+", default=[], help="modules to import that register envs")
+def _read_run_args(run: Path) -> dict[str, Any]:
+    """The command line a run was started with (its ``ENV/args.yml``)."""
+    found = sorted(run.glob("*/args.yml"))
+    if not run.is_dir() or not found:
+        raise UsageError(f"--resume {run}: not a run folder of `sb3-latent train` (no ENV/args.yml in it)")
+    class Loader(yaml.SafeLoader):  # rl_zoo3 writes args.yml as an OrderedDict: its one non-plain tag
+        pass
+
+    Loader.add_constructor("tag:yaml.org,2002:python/object/apply:collections.OrderedDict",
+                           lambda loader, node: dict(loader.construct_sequence(node, deep=True)[0]))
+    data = yaml.load(found[0].read_text(), Loader=Loader) or {}  # noqa: S506 - a SafeLoader
+    return data if isinstance(data, dict) else {}
+
+
+def _resume_args(args: argparse.Namespace) -> Path:
+    """Fill ``args`` from the run being resumed (its command line, and the entry it used as its zoo
+    config); what the user gives again wins. Returns the run folder."""
+    run = Path(args.resume)
+    saved = _read_run_args(run)
+    for key in ("algo", "env", "seed", "eval_freq", "eval_episodes", "save_freq", "save_replay_buffer", "vec_env",
+                "no_tensorboard", "gym_packages"):
+        if key in saved and getattr(args, key) == args.defaults.get(key):
+            setattr(args, key, saved[key])
+    if args.algo is None or args.env is None:
+        raise UsageError(f"--resume {run}: its args.yml names no algorithm/env; give --algo and --env")
+    if args.conf is None:
+        args.conf = str(next(run.glob("*/zoo_config.yml")))
+    return run
 
 
 def cmd_train(args: argparse.Namespace) -> Path:
-    """Train one run; return its folder."""
-    from sb3_latent.experiment import make_experiment, read_entry
+    """Train one run (or continue one with ``--resume RUN``); return its folder."""
+    from sb3_latent.zoo.manager import make_experiment, read_entry
 
+    run = _resume_args(args) if args.resume else None
+    if args.algo is None or args.env is None:
+        raise UsageError("--algo and --env are required (or --resume RUN_FOLDER)")
     _import_packages(args.gym_packages)
     _check_env(args.env)
-    overrides = _kv(args.hyperparams, "--hyperparams")
-    if args.env_kwargs:
-        overrides["env_kwargs"] = _kv(args.env_kwargs, "--env-kwargs")
+    overrides = overrides_of(args)
     try:
         entry = read_entry(args.algo, args.env, args.conf, overrides, args.n_timesteps)
     except (ValueError, TypeError, ImportError) as e:
         raise UsageError(str(e)) from e
+    print(f"zoo config: {entry.source}")
     if args.num_threads > 0:
         import torch
 
         torch.set_num_threads(args.num_threads)
-    seed = args.seed if args.seed >= 0 else int(np.random.randint(2**31 - 1))
+    args.seed = args.seed if args.seed >= 0 else int(np.random.randint(2**31 - 1))
+    saved = argparse.Namespace(**{k: v for k, v in vars(args).items() if k not in ("func", "defaults")})
+    # args.yml as rl_zoo3's enjoy reads it: env_kwargs the env was built with, overrides parsed (never strings)
+    saved.env_kwargs, saved.hyperparams = dict(entry.env_kwargs), overrides
     manager = make_experiment(
-        entry, args.algo, args=args, log_folder=args.log_folder, tensorboard_log="" if args.no_tensorboard else "auto",
-        eval_freq=args.eval_freq, n_eval_episodes=args.eval_episodes, save_freq=args.save_freq, seed=seed,
-        device=args.device, verbose=args.verbose, show_progress=args.progress, vec_env_type=args.vec_env,
+        entry, args.algo, args=saved, resume=run, log_folder=args.log_folder,
+        tensorboard_log="" if args.no_tensorboard else "auto", eval_freq=args.eval_freq,
+        n_eval_episodes=args.eval_episodes, save_freq=args.save_freq, seed=args.seed, device=args.device,
+        verbose=args.verbose, show_progress=args.progress, vec_env_type=args.vec_env,
         save_replay_buffer=args.save_replay_buffer,
     )
-    result = manager.setup_experiment()
+    try:
+        result = manager.setup_experiment()
+    except (ValueError, TypeError) as e:  # the folder made for the run is gone again
+        raise UsageError(f"{entry.source} [{entry.env_id}]: {e}") from e
     assert result is not None
     manager.learn(result[0])
     manager.save_trained_model(result[0])
@@ -147,8 +160,9 @@ def cmd_enjoy(args: argparse.Namespace) -> dict[str, Any]:
     """Load a run's model, play episodes, print mean ± std return (optionally record a video)."""
     from stable_baselines3.common.vec_env import VecNormalize
 
-    from sb3_latent.experiment import resolve_algo
-    from sb3_latent.zoo import check_entry, load_zoo_config, make_env
+    from sb3_latent.zoo.config import load_zoo_config
+    from sb3_latent.zoo.entry import check_entry, make_env
+    from sb3_latent.zoo.manager import resolve_algo
 
     _import_packages(args.gym_packages)
     _check_env(args.env)
@@ -276,7 +290,7 @@ def cmd_list(args: argparse.Namespace) -> list[dict[str, str]]:
     plugins = sorted({r["from"] for r in rows if r["from"] != "sb3-latent"})
     print(f"\nplugins: {', '.join(plugins) if plugins else '(none installed)'}")
     if args.kind in (None, "algorithms"):
-        from sb3_latent.experiment import stock_algorithms
+        from sb3_latent.zoo.manager import stock_algorithms
 
         print("stock algorithms (stable-baselines3 / sb3-contrib, through rl_zoo3): "
               + ", ".join(sorted(stock_algorithms())))
@@ -288,38 +302,41 @@ def cmd_list(args: argparse.Namespace) -> list[dict[str, str]]:
 
 def cmd_tune(args: argparse.Namespace) -> Any:
     """One tuning worker (run the same command on as many processes/machines as you like)."""
-    from sb3_latent.tuning import StudySpec, run_worker
+    from sb3_latent.zoo.config import find_file
+    from sb3_latent.zoo.manager import resolve_algo
+    from sb3_latent.zoo.tune import StudySpec, TuningFailed, run_worker
 
     _import_packages(args.gym_packages)
     _check_env(args.env)
-    spec_path = args.spec or f"tuning/{args.algo}.yml"
-    try:
-        spec = StudySpec.load(spec_path)
-        from sb3_latent.experiment import resolve_algo
-
-        resolve_algo(args.algo)
-    except (ValueError, TypeError, ImportError) as e:
-        raise UsageError(str(e)) from e
     if args.n_trials is None and args.max_total_trials is None:
         raise UsageError("give --n-trials (per worker) or --max-total-trials (whole study), or both")
+    try:
+        resolve_algo(args.algo)
+        spec_path, _ = find_file(args.spec, "study spec", args.algo)
+        spec = StudySpec.load(spec_path)
+    except (ValueError, TypeError, ImportError) as e:
+        raise UsageError(str(e)) from e
+    print(f"study spec: {spec_path}")
     if args.num_threads > 0:
         import torch
 
         torch.set_num_threads(args.num_threads)
     study_name = args.study_name or f"{args.algo}-{_env_name(args.env)}"
     out = Path(args.log_folder) / "tune" / study_name if args.out is None else Path(args.out)
-    overrides = _kv(args.hyperparams, "--hyperparams")
-    if args.env_kwargs:
-        overrides["env_kwargs"] = _kv(args.env_kwargs, "--env-kwargs")
     if args.n_timesteps:
         spec.budget["n_timesteps"] = args.n_timesteps
     try:
         study = run_worker(spec, args.algo, args.env, storage=args.storage, study_name=study_name,
                            n_trials=args.n_trials, max_total_trials=args.max_total_trials, out=out, config=args.conf,
-                           overrides=overrides, pruning=not args.no_pruning, seed=args.seed, device=args.device,
-                           heartbeat_interval=args.heartbeat, grace_period=args.grace_period, verbose=args.verbose)
+                           overrides=overrides_of(args), pruning=not args.no_pruning, seed=args.seed,
+                           device=args.device, heartbeat_interval=args.heartbeat, grace_period=args.grace_period,
+                           verbose=args.verbose)
     except (ValueError, TypeError, ImportError) as e:  # raised before the first trial (trials' own are recorded)
         raise UsageError(str(e)) from e
+    except TuningFailed as e:
+        print((out / "report.md").read_text())
+        print(f"sb3-latent tune: error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
     print((out / "report.md").read_text())
     return study
 
@@ -335,97 +352,3 @@ def cmd_bench(args: argparse.Namespace) -> int:
         known = sorted(p.stem for p in Path("benchmarks").glob("*.py") if p.stem not in ("__init__", "common"))
         raise UsageError(f"no benchmarks/{args.name}.py here (run from the repository root); known: {', '.join(known)}")
     return subprocess.call([sys.executable, "-m", f"benchmarks.{args.name}", *args.args])
-
-
-def make_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``sb3-latent``."""
-    parser = argparse.ArgumentParser(prog="sb3-latent", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("train", help="train one run from a zoo config")
-    _add_common(p)
-    p.add_argument("-n", "--n-timesteps", type=int, default=None, help="replace the entry's n_timesteps")
-    p.add_argument("--seed", type=int, default=-1, help="seed (-1: a random one, printed)")
-    p.add_argument("-f", "--log-folder", default="logs", help="runs go to LOG_FOLDER/ALGO/ENV_N")
-    p.add_argument("--eval-freq", type=int, default=10_000, help="evaluate every N steps (<= 0: never)")
-    p.add_argument("--eval-episodes", type=int, default=5)
-    p.add_argument("--save-freq", type=int, default=-1, help="checkpoint every N steps (<= 0: never)")
-    p.add_argument("--save-replay-buffer", action="store_true")
-    p.add_argument("--vec-env", choices=["dummy", "subproc"], default="dummy")
-    p.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard logs in RUN/tb")
-    p.add_argument("-P", "--progress", action="store_true", help="progress bar")
-    p.add_argument("-v", "--verbose", type=int, default=1)
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser("enjoy", help="play a trained run: mean ± std return, optional video")
-    p.add_argument("--algo", required=True)
-    p.add_argument("--env", required=True)
-    p.add_argument("-f", "--log-folder", default="logs")
-    p.add_argument("--exp-id", type=int, default=0, help="run number N of ENV_N (0: the latest)")
-    p.add_argument("--folder", default=None, help="a run folder (instead of --log-folder/--exp-id)")
-    p.add_argument("--best", action="store_true", help="best_model.zip instead of the final model")
-    p.add_argument("-n", "--n-episodes", type=int, default=5)
-    p.add_argument("--stochastic", action="store_true", help="sample actions (default: deterministic)")
-    p.add_argument("--video", default=None, help="record the episodes to this .gif or .mp4")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--gym-packages", nargs="+", default=[])
-    p.set_defaults(func=cmd_enjoy)
-
-    p = sub.add_parser("plot", help="learning curves of runs, mean ± std over seeds (PNG)")
-    p.add_argument("runs", nargs="+", help="run folders or folders holding runs (e.g. logs/rad)")
-    p.add_argument("-o", "--output", default="learning_curves.png")
-    p.set_defaults(func=cmd_plot)
-
-    p = sub.add_parser("list", help="algorithms, extractors, buffers, augmentations and plugins found")
-    p.add_argument("--kind", choices=["algorithms", "extractors", "buffers", "augmentations"], default=None)
-    p.set_defaults(func=cmd_list)
-
-    p = sub.add_parser("tune", help="one Optuna worker of a (shared) study")
-    _add_common(p)
-    p.add_argument("--spec", default=None, help="study spec (default: tuning/ALGO.yml)")
-    p.add_argument("--storage", default=None,
-                   help="Optuna storage: postgresql://user@host:port/db, sqlite:///file.db, a journal file *.log "
-                        "(default: sqlite in the run folder)")
-    p.add_argument("--study-name", default=None, help="the same for every worker (default ALGO-ENV)")
-    p.add_argument("--n-trials", type=int, default=None, help="trials for this worker")
-    p.add_argument("--max-total-trials", type=int, default=None, help="finished trials for the whole study")
-    p.add_argument("-n", "--n-timesteps", type=int, default=None, help="replace the spec's budget per trial")
-    p.add_argument("-f", "--log-folder", default="logs", help="run folder: LOG_FOLDER/tune/STUDY (or --out)")
-    p.add_argument("--out", default=None, help="run folder (default LOG_FOLDER/tune/STUDY)")
-    p.add_argument("--no-pruning", action="store_true", help="run every trial to the end")
-    p.add_argument("--seed", type=int, default=None, help="sampler seed (give each worker its own)")
-    p.add_argument("--heartbeat", type=int, default=30, help="seconds between heartbeats of a running trial")
-    p.add_argument("--grace-period", type=int, default=None,
-                   help="seconds without heartbeat before a running trial is failed (default 2 heartbeats)")
-    p.add_argument("-v", "--verbose", type=int, default=0)
-    p.set_defaults(func=cmd_tune)
-
-    p = sub.add_parser("bench", help="run benchmarks/NAME.py (python -m benchmarks.NAME ARGS)")
-    p.add_argument("name")
-    p.add_argument("args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_bench)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> Any:
-    """Entry point of the ``sb3-latent`` console script.
-
-    :param argv: arguments; None reads ``sys.argv[1:]`` and exits with the command's status (the
-        console script), a list returns the command's result (programmatic use and tests)
-    """
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    args = make_parser().parse_args(argv)
-    try:
-        result = args.func(args)
-    except UsageError as e:
-        print(f"sb3-latent {args.command}: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
-    if argv is None:  # the console script: `sys.exit(main())` must see an exit status, not a result
-        raise SystemExit(result if isinstance(result, int) else 0)
-    return result
-
-
-if __name__ == "__main__":
-    main()

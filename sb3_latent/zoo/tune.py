@@ -1,9 +1,9 @@
 """Optuna tuning from one machine to many: study specs, workers sharing one study, reports.
 
-A study spec (``tuning/<algo>.yml``) says what to tune and how::
+A study spec (shipped: ``tuning/<algo>.yml``) says what to tune and how::
 
     algo: rad
-    config: zoo_configs/rad.yml          # base entries (the env's, or 'default'); optional
+    config: rad_flare                    # base entries (a file or a shipped zoo config); optional
     fixed: {buffer_size: 50000}          # set in every trial
     budget: {n_timesteps: 100000, n_evaluations: 10, n_eval_episodes: 5}
     sampler: {name: tpe, n_startup_trials: 10}
@@ -38,7 +38,12 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
-from sb3_latent.zoo import ZooEntry, check_entry, load_zoo_config, read_yaml_mapping
+from sb3_latent.zoo.config import find_file, load_zoo_config, read_yaml_mapping, with_values
+from sb3_latent.zoo.entry import ZooEntry, check_entry
+
+
+class TuningFailed(RuntimeError):
+    """Every trial this worker ran failed (the message says why, grouped by reason)."""
 
 SPEC_KEYS = {"algo", "config", "fixed", "budget", "sampler", "pruner", "search_space", "direction"}
 BUDGET_KEYS = {"n_timesteps", "n_evaluations", "n_eval_episodes"}
@@ -128,6 +133,9 @@ class StudySpec:
                                      "booleans; label other values with a mapping {label: value}")
             elif not all(isinstance(p.get(k), int | float) for k in ("low", "high")) or p["low"] > p["high"]:
                 raise ValueError(f"{src}: search_space {name!r}: needs numbers low <= high, got {p!r}")
+            elif p.get("log") and p["low"] <= 0:
+                raise ValueError(f"{src}: search_space {name!r}: 'log: true' needs low > 0 (a log scale has no "
+                                 f"0), got low={p['low']!r}")
 
     # --- sampling --------------------------------------------------------------------------
 
@@ -193,24 +201,6 @@ class StudySpec:
         return optuna.pruners.NopPruner()
 
 
-def set_nested(entry: dict[str, Any], key: str, value: Any) -> None:
-    """``entry["a"]["b"] = value`` for ``key = "a.b"`` (mappings created as needed)."""
-    *parents, last = key.split(".")
-    node = entry
-    for p in parents:
-        node[p] = dict(node.get(p) or {})
-        node = node[p]
-    node[last] = value
-
-
-def trial_entry(base: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-    """A deep copy of ``base`` with ``values`` (dotted keys) set."""
-    entry = copy.deepcopy(base)
-    for key, value in values.items():
-        set_nested(entry, key, value)
-    return entry
-
-
 def make_storage(storage: str | None, out: Path, heartbeat_interval: int = 30,
                  grace_period: int | None = None) -> optuna.storages.BaseStorage:
     """An Optuna storage: None → ``sqlite:///<out>/study.db`` (needs nothing); an RDB URL
@@ -234,13 +224,54 @@ def make_storage(storage: str | None, out: Path, heartbeat_interval: int = 30,
     if "://" not in storage:
         raise ValueError(f"--storage {storage!r} is neither a database URL (postgresql://..., sqlite:///...) nor a "
                          "journal file (*.log)")
+    url = _check_url(storage)
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    if storage.startswith("sqlite"):
+    if url.get_backend_name() == "sqlite":
         engine_kwargs["connect_args"] = {"timeout": 60}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
-                                          grace_period=grace_period or 2 * heartbeat_interval)
+    import sqlalchemy.exc
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs,
+                                              heartbeat_interval=heartbeat_interval,
+                                              grace_period=grace_period or 2 * heartbeat_interval)
+    except sqlalchemy.exc.SQLAlchemyError as e:
+        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        shown = url.render_as_string(hide_password=True)
+        raise ValueError(f"--storage {shown}: cannot connect ({reason}); check that the database server is running "
+                         "and reachable at that host and port, and that the user and database exist") from None
+
+
+def _check_url(storage: str) -> Any:
+    """The parsed database URL; a one-line ``ValueError`` naming the URL and the fix for a malformed URL, an
+    unknown scheme, a missing driver or a SQLite file in a folder that does not exist."""
+    import sqlalchemy.engine
+    import sqlalchemy.exc
+
+    try:
+        url = sqlalchemy.engine.make_url(storage)
+        shown = url.render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        raise ValueError(f"--storage {storage!r} is not a database URL; expected e.g. "
+                         "postgresql://user@host:5432/db or sqlite:///path/study.db") from None
+    try:
+        dialect = url.get_dialect()
+    except sqlalchemy.exc.NoSuchModuleError:
+        raise ValueError(f"--storage {shown}: unknown database scheme {url.drivername!r}; use postgresql://, "
+                         "mysql:// or sqlite:///") from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as e:
+        raise ValueError(f"--storage {shown}: the driver {dialect.driver!r} for {url.drivername!r} is not installed "
+                         f"({e}); install it (pip install {dialect.driver}) or use postgresql:// (psycopg, "
+                         "installed with sb3-latent)") from None
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        folder = Path(url.database).parent
+        if not folder.is_dir():
+            raise ValueError(f"--storage {shown}: the folder {str(folder)!r} of the SQLite file does not exist; "
+                             f"create it (mkdir -p {folder}) or point the URL elsewhere")
+    return url
 
 
 def _finite_model(model: Any) -> bool:
@@ -272,9 +303,9 @@ class Tuner:
 
     def entry(self, values: dict[str, Any]) -> ZooEntry:
         """The checked entry of a trial with these values."""
-        from sb3_latent.experiment import resolve_algo
+        from sb3_latent.zoo.manager import resolve_algo
 
-        raw = trial_entry(self.base, values)
+        raw = with_values(self.base, values)
         raw["n_timesteps"] = self.budget("n_timesteps")
         return check_entry(resolve_algo(self.algo), self.env_id, raw, f"{self.spec.path} + {self.source}")
 
@@ -283,10 +314,20 @@ class Tuner:
         return int(self.spec.budget.get(key, defaults[key]))
 
     def objective(self, trial: optuna.Trial) -> float:
-        """Train one trial, reporting evaluations to the pruner; its mean evaluation return."""
+        """Train one trial, reporting evaluations to the pruner; its mean evaluation return. A trial that
+        raises is recorded as failed, with the reason (``fail_reason``) for the report."""
+        try:
+            return self._objective(trial)
+        except optuna.TrialPruned:
+            raise
+        except Exception as e:
+            trial.set_user_attr("fail_reason", f"{type(e).__name__}: {' '.join(str(e).split())[:300]}")
+            raise
+
+    def _objective(self, trial: optuna.Trial) -> float:
         from rl_zoo3.callbacks import TrialEvalCallback
 
-        from sb3_latent.experiment import make_experiment
+        from sb3_latent.zoo.manager import make_experiment
 
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         entry = self.entry(self.spec.suggest(trial))
@@ -371,15 +412,12 @@ def run_worker(
     if spec.algo is not None and spec.algo != algo:
         raise ValueError(f"{spec.path} is a spec for {spec.algo!r}, not {algo!r}")
     out = Path(out)
-    config = config or spec.config
     base: dict[str, Any] = {}
     source = "<no zoo config>"
-    if config is not None:
-        path = Path(config)
-        if not path.is_file() and not path.is_absolute():
-            path = Path(spec.path).resolve().parent.parent / config  # relative to the repository root
-        base, source = load_zoo_config(path, env_id), str(config)
-    base = trial_entry(base, {**spec.fixed, **(overrides or {})})
+    if config is not None or spec.config is not None:
+        path = Path(config) if config is not None else _spec_config(spec)
+        base, source = load_zoo_config(path, env_id), str(path)
+    base = with_values(base, {**spec.fixed, **(overrides or {})})
     tuner = Tuner(spec, algo, env_id, base, source, out, device=device, verbose=verbose)
     if tuner.budget("n_timesteps") <= 0:
         raise ValueError(f"{spec.path}: no budget 'n_timesteps' (and {source} has none for {env_id!r})")
@@ -410,7 +448,23 @@ def run_worker(
     study.set_user_attr(f"worker {socket.gethostname()}:{os.getpid()}", numbers)
     print(f"this worker ({socket.gethostname()}:{os.getpid()}) ran trials {numbers}")
     write_report(study, spec, tuner, out, storage)
+    mine = [t for t in study.get_trials(deepcopy=False) if t.number in numbers]
+    if mine and all(t.state == TrialState.FAIL for t in mine):
+        reasons: dict[str, list[int]] = {}
+        for t in mine:
+            reasons.setdefault(str(t.user_attrs.get("fail_reason", "unknown")), []).append(t.number)
+        why = "; ".join(f"trial(s) {', '.join(map(str, n))}: {r}" for r, n in reasons.items())
+        raise TuningFailed(f"all {len(mine)} trial(s) of this worker failed ({why}); each trial's log is in "
+                           f"{out / 'trials'}")
     return study
+
+
+def _spec_config(spec: StudySpec) -> Path:
+    """The spec's base zoo file: a path (as given, or next to the spec) or a shipped zoo config name."""
+    assert spec.config is not None
+    beside = Path(spec.path).parent / spec.config
+    return beside if beside.is_file() and not Path(spec.config).is_file() else find_file(spec.config,
+                                                                                           "zoo config", "")[0]
 
 
 def _claim_slot(study: optuna.Study, max_total_trials: int, poll: float | None) -> bool:
@@ -435,7 +489,7 @@ def _claim_slot(study: optuna.Study, max_total_trials: int, poll: float | None) 
 def best_snippet(study: optuna.Study, spec: StudySpec, tuner: Tuner) -> str:
     """The best trial as a zoo YAML entry keyed by env id, ready for ``-c``."""
     best = study.best_trial
-    entry = trial_entry(tuner.base, spec.values(best.params))
+    entry = with_values(tuner.base, spec.values(best.params))
     entry["n_timesteps"] = int(entry.get("n_timesteps") or tuner.budget("n_timesteps"))
     head = (f"# best of study {study.study_name!r}: trial {best.number}, mean eval return {best.value:.4g}\n"
             f"# tuned: {', '.join(sorted(best.params))} (spec {spec.path}); the rest from {tuner.source}\n")
@@ -455,10 +509,10 @@ def write_report(study: optuna.Study, spec: StudySpec, tuner: Tuner, out: Path, 
     names = sorted({k for t in trials for k in t.params})
     with open(out / "trials.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["number", "state", "value", "env_steps", "worker", *names])
+        w.writerow(["number", "state", "value", "env_steps", "worker", "fail_reason", *names])
         for t in trials:
             w.writerow([t.number, t.state.name, t.value, t.user_attrs.get("env_steps"), t.user_attrs.get("worker"),
-                        *[t.params.get(n) for n in names]])
+                        t.user_attrs.get("fail_reason"), *[t.params.get(n) for n in names]])
     summary: dict[str, Any] = {"study": study.study_name, "counts": counts(study), "plots": {}}
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if complete:
@@ -487,6 +541,8 @@ def write_report(study: optuna.Study, spec: StudySpec, tuner: Tuner, out: Path, 
     if complete:
         lines.append(f"- best: trial {summary['best_trial']}, value {summary['best_value']:.4g}, "
                      f"params {summary['best_params']} (zoo entry: `best.yml`)")
+    lines += [f"- failed: trial {t.number}: {t.user_attrs['fail_reason']}" for t in trials
+              if t.state == TrialState.FAIL and "fail_reason" in t.user_attrs]
     lines += [f"- {k}: {v}" for k, v in summary["plots"].items()]
     lines += ["", f"Live view: `optuna-dashboard {url}`", ""]
     (out / "report.md").write_text("\n".join(lines) + "\n")

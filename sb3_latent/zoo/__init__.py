@@ -1,0 +1,19 @@
+"""The launcher: rl-zoo style YAML entries, rl_zoo3's ``ExperimentManager`` underneath, Optuna tuning and the
+``sb3-latent`` command. It sits on top of the library and is imported by nothing in it.
+
+==================  ===========================================================================
+``config``          YAML files, the shipped zoo configs and study specs, dotted keys, names → classes
+``entry``           a zoo entry checked and resolved (:func:`check_entry`), envs and models built from it
+``manager``         rl_zoo3's ``ExperimentManager`` fed with checked entries (runs, evaluation, resume)
+``tune``            Optuna study specs and workers sharing one study (SQLite to PostgreSQL)
+``commands``        what ``sb3-latent train/enjoy/plot/list/tune/bench`` do
+``cli``             the ``sb3-latent`` argument parser
+``rl_zoo3_train``   rl_zoo3's own ``train`` script with our algorithms registered (``python -m sb3_latent.zoo_train``)
+``rl_zoo3_enjoy``   rl_zoo3's own ``enjoy`` script with our algorithms registered (``python -m sb3_latent.zoo_enjoy``)
+==================  ===========================================================================
+"""
+
+from sb3_latent.zoo.config import load_zoo_config, shipped
+from sb3_latent.zoo.entry import ZooEntry, build_from_config, check_entry, make_env
+
+__all__ = ["ZooEntry", "build_from_config", "check_entry", "load_zoo_config", "make_env", "shipped"]
