@@ -3,7 +3,7 @@
 #
 #   .ci/postgres.sh start DIR   installs PostgreSQL (Debian package) when missing, starts a server with its
 #                               data in DIR on a free loopback port, prints its Optuna/SQLAlchemy URL
-#                               (postgresql+psycopg2://postgres@127.0.0.1:PORT/postgres) and writes it to DIR/url
+#                               (postgresql://postgres@127.0.0.1:PORT/postgres, the psycopg driver) and writes it to DIR/url
 #   .ci/postgres.sh stop DIR    stops that server (the data stays in DIR)
 #
 # PostgreSQL refuses to run as root: as root, initdb and pg_ctl run as the `postgres` user the package
@@ -68,7 +68,7 @@ start)
     as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
         -o "-p $port -c listen_addresses=127.0.0.1 -k $dir -c max_connections=200 -c fsync=off" start >&2 \
         || { cat "$dir/server.log" >&2; exit 5; }
-    url="postgresql+psycopg2://postgres@127.0.0.1:$port/postgres"
+    url="postgresql://postgres@127.0.0.1:$port/postgres"
     echo "$url" > "$dir/url"
     echo "$url"
     ;;

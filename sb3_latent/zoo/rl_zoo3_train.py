@@ -42,10 +42,24 @@ def _pop(argv: list[str], flag: str) -> str | None:
     return value
 
 
+def _pop_values(argv: list[str], flag: str) -> list[str] | None:
+    """Take ``flag`` and the values after it (up to the next option) out of ``argv``."""
+    if flag not in argv:
+        return None
+    i = argv.index(flag)
+    j = i + 1
+    while j < len(argv) and not argv[j].startswith("-"):
+        j += 1
+    values = argv[i + 1 : j]
+    del argv[i:j]
+    return values
+
+
 def spec_sampler(spec_path: Any, algo: str, env_id: str, base: dict[str, Any], source: str) -> Any:
     """An rl_zoo3 sampler ``(trial, n_actions, n_envs, additional_args) -> dict`` from a study spec: each
     trial's values are set on the base entry (dotted keys reach into mappings), the entry is checked, and
-    its constructor arguments go to rl_zoo3 (which replaces top-level keys only).
+    the constructor arguments that differ from the base entry's go to rl_zoo3 (which replaces top-level keys
+    only, so a sampled ``extractor_kwargs.features_dim`` arrives as the whole ``policy_kwargs``).
 
     :param spec_path: the study spec
     :param algo: algorithm name
@@ -64,12 +78,14 @@ def spec_sampler(spec_path: Any, algo: str, env_id: str, base: dict[str, Any], s
         raise SystemExit(f"{spec.path}: rl_zoo3's -optimize cannot tune env settings ({', '.join(env_keys)}); "
                          "use `sb3-latent tune`")
     cls = resolve_algo(algo)
+    where = f"{spec.path} + {source}"
+    base_args = check_entry(cls, env_id, base, source).hyperparams
     fixed = with_values(base, spec.fixed)
-    check_entry(cls, env_id, with_values(fixed, spec.first_values()), f"{spec.path} + {source}")
+    check_entry(cls, env_id, with_values(fixed, spec.first_values()), where)
 
     def sample(trial: Any, n_actions: int, n_envs: int, additional_args: dict[str, Any]) -> dict[str, Any]:
-        entry = with_values(fixed, spec.suggest(trial))
-        return check_entry(cls, env_id, entry, f"{spec.path} + {source}").hyperparams
+        sampled = check_entry(cls, env_id, with_values(fixed, spec.suggest(trial)), where).hyperparams
+        return {k: v for k, v in sampled.items() if k not in base_args or v != base_args[k]}
 
     return sample
 
@@ -82,14 +98,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     """
     import sb3_latent.envs  # noqa: F401  (our env ids)
     import sb3_latent.zoo.rl_zoo3_train as module  # the same module under its own name, also when run as a script
-    from sb3_latent.zoo.config import find_file, load_zoo_config, read_yaml_mapping, shipped
+    from sb3_latent.zoo.config import (
+        find_file,
+        load_zoo_config,
+        parse_key_values,
+        read_yaml_mapping,
+        shipped,
+        with_values,
+    )
     from sb3_latent.zoo.entry import check_entry
     from sb3_latent.zoo.manager import register_with_rl_zoo3, resolve_algo
 
     args = list(sys.argv[1:] if argv is None else argv)
     spec = _pop(args, "--spec")
     algo, env_id = _value(args, "--algo"), _value(args, "--env")
+    env_items = _pop_values(args, "--env-kwargs") if "-conf" in args or "--conf-file" in args or (
+        algo is not None and algo in shipped("zoo config")) else None
     try:
+        env_overrides = parse_key_values(env_items, "--env-kwargs", prefix="env_kwargs.")
         cls = resolve_algo(algo) if algo is not None else None
         samplers = {}
         base: dict[str, Any] = {}
@@ -104,8 +130,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"zoo config: {path}")
             data = read_yaml_mapping(path, "zoo config", "must map env ids to hyperparameters")
             converted = {}
+            data = {key: with_values(entry, env_overrides) if isinstance(entry, dict) else entry
+                    for key, entry in data.items()}
             for key, entry in data.items():
-                checked = check_entry(cls, key, dict(entry), str(path))
+                checked = check_entry(cls, key, entry, str(path))
                 if checked.lever is not None:
                     raise SystemExit(f"{path} [{key}]: 'lever' on {cls.__name__} needs attach_lever; "
                                      "use `sb3-latent train`")
@@ -114,10 +142,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             module.hyperparams.update(converted)
             args[i] = module.__name__
             if env_id is not None:
-                base, source = load_zoo_config(path, env_id), str(path)
+                base, source = with_values(load_zoo_config(path, env_id), env_overrides), str(path)
         if env_id is not None and base.get("env_kwargs") and not {"--env-kwargs", "--eval-env-kwargs"} & set(args):
             # rl_zoo3 evaluates on an env built without the entry's env_kwargs: give them explicitly (its
-            # option evaluates each value, so each goes as a Python literal)
+            # option evaluates each value, so each goes as a Python literal). --env-kwargs went into the entry
+            # above (reaching into its env_kwargs, as `sb3-latent train` does, where rl_zoo3 would replace them)
             args += ["--eval-env-kwargs", *(f"{k}:{v!r}" for k, v in base["env_kwargs"].items())]
         if "-optimize" in args or "--optimize-hyperparameters" in args:
             if algo is None or env_id is None:

@@ -230,17 +230,25 @@ def make_storage(storage: str | None, out: Path, heartbeat_interval: int = 30,
         engine_kwargs["connect_args"] = {"timeout": 60}
     import sqlalchemy.exc
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs,
-                                              heartbeat_interval=heartbeat_interval,
-                                              grace_period=grace_period or 2 * heartbeat_interval)
-    except sqlalchemy.exc.SQLAlchemyError as e:
-        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
-        shown = url.render_as_string(hide_password=True)
-        raise ValueError(f"--storage {shown}: cannot connect ({reason}); check that the database server is running "
-                         "and reachable at that host and port, and that the user and database exist") from None
+    shown = url.render_as_string(hide_password=True)
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs,
+                                                  heartbeat_interval=heartbeat_interval,
+                                                  grace_period=grace_period or 2 * heartbeat_interval)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            # workers started together on a new database race to create Optuna's tables: the loser retries
+            if attempt == 4:
+                raise
+            time.sleep(0.5 + attempt)
+        except sqlalchemy.exc.OperationalError as e:
+            reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+            raise ValueError(f"--storage {shown}: cannot connect ({reason}); check that the database server is "
+                             "running and reachable at that host and port, and that the user and database exist"
+                             ) from None
+    raise AssertionError("unreachable")
 
 
 def _check_url(storage: str) -> Any:
