@@ -39,8 +39,23 @@ def install_curl() -> None:
     site = Path(tempfile.mkdtemp(prefix="sb3-latent-contracts-site-"))
     source = site.parent / f"{site.name}-src"
     shutil.copytree(CURL_SOURCE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                           "--target", str(site), str(source)], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     shutil.rmtree(source, ignore_errors=True)
     if proc.returncode != 0:
         raise RuntimeError(f"could not install the CURL plugin for the contract suite: {proc.stderr[-2000:]}")
@@ -57,10 +72,23 @@ EPISODE = 20  # steps per episode: several episodes in a short run
 PIXEL_TINY = dict(features_dim=8, encoder_kwargs={"num_filters": 4})
 
 
-def dot_env(n_envs: int = 1, vec_env_cls: type[VecEnv] = DummyVecEnv, frame_stack: int = 3, size: int = SIZE,
-            seed: int = 0, **kw: Any) -> VecEnv:
-    return make_moving_dot_env(n_envs=n_envs, frame_stack=frame_stack, seed=seed, size=size, episode_length=EPISODE,
-                               vec_env_cls=vec_env_cls, **kw)  # type: ignore[arg-type]
+def dot_env(
+    n_envs: int = 1,
+    vec_env_cls: type[VecEnv] = DummyVecEnv,
+    frame_stack: int = 3,
+    size: int = SIZE,
+    seed: int = 0,
+    **kw: Any,
+) -> VecEnv:
+    return make_moving_dot_env(
+        n_envs=n_envs,
+        frame_stack=frame_stack,
+        seed=seed,
+        size=size,
+        episode_length=EPISODE,
+        vec_env_cls=vec_env_cls,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 @dataclass
@@ -111,15 +139,32 @@ OURS: dict[str, Callable[[type[BaseAlgorithm]], Case]] = {
     "rad": lambda cls: Case(cls, kwargs=dict(**OFF, policy_kwargs=PIXEL_PK)),
     "curl": lambda cls: Case(cls, kwargs=dict(**OFF, augment_kwargs={"size": 16}, policy_kwargs=PIXEL_PK)),
     "drqv2": lambda cls: Case(cls, kwargs=dict(**OFF, train_freq=1, policy_kwargs=PIXEL_PK)),
-    "slac": lambda cls: Case(cls, kwargs=dict(buffer_size=600, learning_starts=30, batch_size=8, model_batch_size=4,
-                                              initial_model_updates=2, policy_kwargs=dict(
-                                                  sequence_length=3, conv_width=4, feature_dim=16, z1_dim=4,
-                                                  z2_dim=8, hidden=[16])),
-                             env_kwargs=dict(frame_stack=1, size=16), recurrent=True),
-    "dreamer": lambda cls: Case(cls, kwargs=dict(buffer_size=600, learning_starts=30, batch_size=2, batch_length=6,
-                                                 train_ratio=6, policy_kwargs=dict(size=dict(
-                                                     deter=16, stoch=4, classes=4, units=16, layers=1, depth=2))),
-                                env_kwargs=dict(frame_stack=1, size=16), recurrent=True),
+    "slac": lambda cls: Case(
+        cls,
+        kwargs=dict(
+            buffer_size=600,
+            learning_starts=30,
+            batch_size=8,
+            model_batch_size=4,
+            initial_model_updates=2,
+            policy_kwargs=dict(sequence_length=3, conv_width=4, feature_dim=16, z1_dim=4, z2_dim=8, hidden=[16]),
+        ),
+        env_kwargs=dict(frame_stack=1, size=16),
+        recurrent=True,
+    ),
+    "dreamer": lambda cls: Case(
+        cls,
+        kwargs=dict(
+            buffer_size=600,
+            learning_starts=30,
+            batch_size=2,
+            batch_length=6,
+            train_ratio=6,
+            policy_kwargs=dict(size=dict(deter=16, stoch=4, classes=4, units=16, layers=1, depth=2)),
+        ),
+        env_kwargs=dict(frame_stack=1, size=16),
+        recurrent=True,
+    ),
 }
 
 
@@ -133,12 +178,16 @@ def our_cases() -> dict[str, Case]:
         if name in OURS:
             cases[name] = OURS[name](cls)
         else:
-            cases[name] = Case(None, missing=f"the registered algorithm {name!r} ({cls.__module__}.{cls.__name__}) has "
-                                             "no entry in tests/contracts/cases.py OURS: add small settings for it")
+            cases[name] = Case(
+                None,
+                missing=f"the registered algorithm {name!r} ({cls.__module__}.{cls.__name__}) has "
+                "no entry in tests/contracts/cases.py OURS: add small settings for it",
+            )
     if "rad" in cases:
         rad = cases["rad"]
-        cases["rad_flare"] = Case(rad.algo, kwargs={**OFF, "policy_kwargs": flare_kwargs(n_frames=3, net_arch=[16],
-                                                                                         **PIXEL_TINY)})
+        cases["rad_flare"] = Case(
+            rad.algo, kwargs={**OFF, "policy_kwargs": flare_kwargs(n_frames=3, net_arch=[16], **PIXEL_TINY)}
+        )
     return cases
 
 
@@ -157,8 +206,12 @@ STOCK: dict[str, tuple[str, bool, dict[str, Any], bool]] = {
     "ppo": ("CnnPolicy", False, dict(n_steps=16, batch_size=8, n_epochs=1), True),
     "a2c": ("CnnPolicy", False, dict(n_steps=8), True),
     "trpo": ("CnnPolicy", False, dict(n_steps=16, batch_size=8, n_critic_updates=1, cg_max_steps=2), True),
-    "ppo_lstm": ("CnnLstmPolicy", False, dict(n_steps=16, batch_size=8, n_epochs=1,
-                                              policy_kwargs=dict(lstm_hidden_size=8)), True),
+    "ppo_lstm": (
+        "CnnLstmPolicy",
+        False,
+        dict(n_steps=16, batch_size=8, n_epochs=1, policy_kwargs=dict(lstm_hidden_size=8)),
+        True,
+    ),
     # ARS's policies are linear or MLP maps of the raw observation: no features extractor to plug into
     "ars": ("MlpPolicy", False, dict(n_delta=2, n_eval_episodes=1), False),
 }
@@ -186,8 +239,11 @@ def stock_case(name: str, extractor: str | None) -> tuple[Case, str | None]:
     does not apply (None if it does)."""
     algos = stock_algorithms()
     if name not in STOCK:
-        return Case(None, missing=f"the stock algorithm {name!r} ({algos[name].__name__}) has no entry in "
-                                  "tests/contracts/cases.py STOCK: add small settings for it"), None
+        return Case(
+            None,
+            missing=f"the stock algorithm {name!r} ({algos[name].__name__}) has no entry in "
+            "tests/contracts/cases.py STOCK: add small settings for it",
+        ), None
     policy, discrete, kwargs, takes_extractor = STOCK[name]
     kwargs = _fresh(kwargs)
     env_kwargs: dict[str, Any] = {"action_type": "discrete" if discrete else "continuous"}
@@ -200,8 +256,11 @@ def stock_case(name: str, extractor: str | None) -> tuple[Case, str | None]:
     if not takes_extractor:
         return Case(algos[name], ours=False), f"{algos[name].__name__}'s policies take no features extractor"
     if extractor not in EXTRACTOR_KWARGS:
-        return Case(None, missing=f"the registered extractor {extractor!r} has no entry in tests/contracts/cases.py "
-                                  "EXTRACTOR_KWARGS: add small settings for it"), None
+        return Case(
+            None,
+            missing=f"the registered extractor {extractor!r} has no entry in tests/contracts/cases.py "
+            "EXTRACTOR_KWARGS: add small settings for it",
+        ), None
     cls = registry.load("extractors", extractor)
     pixels = issubclass(cls, PixelExtractor)
     if not pixels:

@@ -17,9 +17,7 @@ CASES = our_cases()
 
 def same_parameters(a, b) -> bool:
     pa, pb = a.get_parameters(), b.get_parameters()
-    return pa.keys() == pb.keys() and all(
-        torch.equal(pa[k][n], pb[k][n]) for k in pa if k == "policy" for n in pa[k]
-    )
+    return pa.keys() == pb.keys() and all(torch.equal(pa[k][n], pb[k][n]) for k in pa if k == "policy" for n in pa[k])
 
 
 @pytest.mark.parametrize("name", CASES)
