@@ -4,6 +4,8 @@ SubprocVecEnv), the same seed gives the same model, and NaN rewards stop trainin
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -32,12 +34,11 @@ def test_learn_continue_set_env_and_seeding(name: str) -> None:
     model.learn(20, reset_num_timesteps=False)
     assert model.num_timesteps == case.steps + 40
     with pytest.raises(ValueError, match="[Oo]bservation spaces do not match"):
-        model.set_env(case.env(size=case.env_kwargs.get("size", 20) + 4))
+        model.set_env(case.env(size=case.env_kwargs.get("size", 20) + 16))
 
-    # the same seed gives the same model
-    a, b = case.make(), case.make()
-    a.learn(case.steps)
-    b.learn(case.steps)
+    # the same seed gives the same model (one after the other: the seed sets the global random generators)
+    a = case.make().learn(case.steps)
+    b = case.make().learn(case.steps)
     for (k, x), (_, y) in zip(a.policy.state_dict().items(), b.policy.state_dict().items(), strict=True):
         assert torch.equal(x, y), k
 
@@ -72,6 +73,9 @@ def test_nan_rewards_stop_training_with_a_clear_error(name: str) -> None:
     model = case.make(env=make_vec_env(nan_env, n_envs=1, seed=0))
     with pytest.raises(NonFiniteError, match=r"train/\w+ is nan at update \d+.*check_finite=False"):
         model.learn(120)
-    # check_finite=False: training goes on (to a model of NaN, as before the check existed)
+    # check_finite=False: training goes on, to a model of NaN (as before the check existed), unless something else
+    # refuses NaN first (torch's Gaussians, acting or imagining from NaN parameters)
     model = case.make(env=make_vec_env(nan_env, n_envs=1, seed=0), check_finite=False)
-    model.learn(120)
+    with contextlib.suppress(ValueError, RuntimeError):
+        model.learn(120)
+    assert any(not torch.isfinite(p).all() for p in model.policy.parameters())

@@ -324,6 +324,8 @@ class Dreamer(ContractsMixin, OffPolicyAlgorithm):
         with self._autocast():
             model_loss, logs, post, cont = self.world_model_loss(batch)
         self._step(p.model_optimizer, model_loss, p.world_model.parameters(), self.model_grad_clip)
+        # before imagining with the model (whose sampling refuses NaN): one sync per update, small next to an update
+        self._check_finite([logs], self._n_updates + 1)
         with self._autocast():
             actor_loss, critic_loss, ac_logs = self.actor_critic_loss(post, cont)
         self._step(p.actor_optimizer, actor_loss, p.actor.parameters(), self.ac_grad_clip)

@@ -179,7 +179,8 @@ class RAD(SharedEncoderMixin, ContractsMixin, SAC):
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             self._n_updates += 1
             updates.append(self._update(data))
-        self._check_finite(updates, self._n_updates - gradient_steps + 1)
+            # after each update (its logs are floats already): the next one's squashed Gaussian refuses NaN
+            self._check_finite(updates[-1:], self._n_updates)
         logs: dict[str, list[float]] = defaultdict(list)
         for update in updates:
             for k, v in update.items():
