@@ -250,8 +250,9 @@ def stock_case(name: str, extractor: str | None) -> tuple[Case, str | None]:
     if extractor is None:
         if policy == "MlpPolicy":
             env_kwargs.update(obs_type="position")
-        else:
+        else:  # SB3's NatureCNN needs frames of 36 pixels or more
             kwargs.setdefault("policy_kwargs", {})["features_extractor_kwargs"] = dict(features_dim=8)
+            env_kwargs.update(size=36)
         return Case(algos[name], policy, kwargs, env_kwargs, ours=False), None
     if not takes_extractor:
         return Case(algos[name], ours=False), f"{algos[name].__name__}'s policies take no features extractor"
