@@ -23,6 +23,7 @@ from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
 from sb3_latent.augment import Augmentation, make_augmentation
+from sb3_latent.buffers.frame_store import FORMAT_VERSION
 from sb3_latent.extractors.flare import PixelExtractor
 
 
@@ -273,8 +274,6 @@ class SharedEncoderMixin:
 
 # --- SB3's contracts, kept by every sb3-latent algorithm ------------------------------------------------------------
 
-#: layout version of the models and replay buffers sb3-latent writes; a file of a newer version is refused
-FORMAT_VERSION = 1
 
 
 def check_observation(observation: Any, space: spaces.Space) -> bool:
@@ -285,7 +284,7 @@ def check_observation(observation: Any, space: spaces.Space) -> bool:
     if isinstance(space, spaces.Dict) and not isinstance(observation, dict):
         raise ValueError(f"this model's observation space is a Dict {space}; got a {type(observation).__name__}")
     obs = observation if isinstance(observation, dict) else np.asarray(observation)
-    return bool(is_vectorized_observation(obs, space))
+    return bool(is_vectorized_observation(obs, space))  # type: ignore[arg-type]  # (dicts too, despite its hint)
 
 
 def _saved_data(path: Any) -> dict[str, Any] | None:

@@ -197,7 +197,7 @@ def _dmc_base(domain: str, task: str, size: int, camera_id: int, fast_render: bo
             super().__init__(*args, **kwargs)
             # an instance's own metadata (shimmy writes render_fps into its class attribute): what make accepts
             self.metadata = {"render_modes": ["rgb_array"], "render_fps": 1.0 / self._env.control_timestep()}
-            low, high = self.action_space.low, self.action_space.high  # type: ignore[attr-defined]
+            low, high = self.action_space.low, self.action_space.high  # type: ignore[attr-defined,has-type]
             self.action_space = spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
 
         def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:

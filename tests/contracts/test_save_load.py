@@ -103,6 +103,12 @@ def test_load_refuses_a_newer_format_and_a_buffer_of_another_shape(tmp_path: pat
     bigger.save_replay_buffer(tmp_path / "bigger")
     with pytest.raises(ValueError, match=r"observation space is Box\(0, 255, \(9, 24, 24\)"):
         model.load_replay_buffer(tmp_path / "bigger")
+    newer = case.make(learning_starts=5)
+    newer.learn(8)
+    newer.replay_buffer.format_version = 99
+    newer.save_replay_buffer(tmp_path / "newer_buffer")
+    with pytest.raises(ValueError, match=r"newer sb3-latent \(format 99"):
+        model.load_replay_buffer(tmp_path / "newer_buffer")
     two = case.make(env=case.env(n_envs=2), learning_starts=5)
     two.learn(8)
     two.save_replay_buffer(tmp_path / "two")
