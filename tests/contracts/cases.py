@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import pytest
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
@@ -275,17 +274,6 @@ def stock_case(name: str, extractor: str | None) -> tuple[Case, str | None]:
 
 
 # --- helpers ------------------------------------------------------------------------------------------------------
-
-
-def observations(env: VecEnv) -> Any:
-    obs = env.reset()
-    return obs
-
-
-def predict(model: BaseAlgorithm, obs: Any, recurrent: bool) -> np.ndarray:
-    """Deterministic actions; recurrent models start from no state (every env at an episode's start)."""
-    action, _ = model.predict(obs, deterministic=True)
-    return np.asarray(action)
 
 
 class NaNReward(gym.Wrapper):
