@@ -336,6 +336,12 @@ def test_errors_name_the_value_and_what_was_expected() -> None:
         make("MlpPolicy", SpacesEnv(spaces.Discrete(5), spaces.Discrete(2)))
     with pytest.raises(TypeError, match="Box observations"):
         make("MultiInputPolicy", DummyVecEnv([lambda: DictDot(discrete_obs=True)]))
+    unbounded = SpacesEnv(spaces.Box(-1, 1, (4,)), spaces.Box(-np.inf, np.inf, (2,)))
+    with pytest.raises(ValueError, match="actions must be bounded .* RescaleAction"):  # not SB3's bare assertion
+        make("MlpPolicy", unbounded)
+    model = make("MlpPolicy", SpacesEnv(spaces.Box(-1, 1, (4,)), spaces.Box(-1, 1, (2,))))
+    with pytest.raises(ValueError, match="actions must be bounded"):
+        model.set_env(unbounded)
 
 
 class SpacesEnv(gym.Env):

@@ -331,3 +331,14 @@ def test_a_zoo_entry_builds_drqv2() -> None:
                                            env_kwargs={"size": 32}, buffer_size=100)
     assert n_timesteps == 550_000 and isinstance(model, DrQv2)
     assert model.observation_space.shape == (9, 32, 32) and model.critic.features_extractor.features_dim == 50
+
+
+@pytest.mark.parametrize("n_envs", [1, 2, 4])
+def test_several_envs_keep_one_update_per_train_freq_agent_steps(n_envs: int) -> None:
+    """DrQ-v2 counts its schedule in agent steps, as the paper: with n envs, train_freq=2 still means one update
+    every 2 agent steps (SB3 alone would make one every 2 * n)."""
+    model = make(env=make_moving_dot_env(n_envs=n_envs, frame_stack=3, seed=0, size=20), learning_starts=40,
+                 train_freq=2, batch_size=8)
+    model.learn(200)
+    assert model.num_timesteps == 200 and model._n_updates == (200 - 40) // 2
+    assert model.predict(model.get_env().reset(), deterministic=True)[0].shape == (n_envs, 2)

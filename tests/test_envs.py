@@ -174,3 +174,31 @@ def test_bad_arguments_get_clear_errors_before_any_env_is_built() -> None:
         make_dmc_env("cartpole", "swingup", position_only=True)
     with pytest.raises(ValueError, match="variant must be one of"):
         dmc_env_id("cartpole", "swingup", "rgb")
+
+
+@pytest.mark.parametrize("variant", ["pixels", "state", "position"])
+@pytest.mark.parametrize(("domain", "task"), [("cartpole", "swingup"), ("walker", "walk"), ("ball_in_cup", "catch")])
+def test_sb3_and_gymnasium_check_env_pass_with_the_render_check(domain, task, variant) -> None:
+    """Both checkers, render check on (gymnasium's through gym.make, so that it tries every advertised render mode;
+    both reset the env after closing it)."""
+    from gymnasium.utils.env_checker import check_env as gym_check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    kwargs = {"size": 36} if variant == "pixels" else {}
+    env = gym.make(dmc_env_id(domain, task, variant), **kwargs)
+    assert env.metadata["render_modes"] == ["rgb_array"]  # what make accepts
+    assert env.action_space.dtype == np.float32
+    gym_check_env(env, skip_render_check=False)
+    sb3_check_env(gym.make(dmc_env_id(domain, task, variant), **kwargs), skip_render_check=False)
+    for mode in env.metadata["render_modes"]:
+        gym.make(dmc_env_id(domain, task, variant), render_mode=mode, **kwargs).close()
+
+
+def test_a_closed_env_renders_and_steps_again() -> None:
+    env = make_dmc_gym_env("cartpole", "balance", size=32, frame_stack=1)
+    first, _ = env.reset(seed=0)
+    env.close()
+    env.close()  # twice is fine
+    again, _ = env.reset(seed=0)
+    np.testing.assert_array_equal(first, again)
+    assert env.step(env.action_space.sample())[0].shape == (3, 32, 32) and env.render().shape == (32, 32, 3)

@@ -78,6 +78,9 @@ def test_clear_errors() -> None:
         SLAC("CnnPolicy", make_moving_dot_env(frame_stack=1, obs_type="state"))
     with pytest.raises(ValueError, match="multiple of 16"):
         SLAC("CnnPolicy", make_moving_dot_env(frame_stack=1, size=40))
+    with pytest.raises(ValueError, match="multiple of 16"):
+        SLAC("CnnPolicy", make_moving_dot_env(frame_stack=1, size=36))
+    assert tiny(env=dot_env(size=48)).policy.latent.encode(torch.zeros(1, 1, 3, 48, 48)).shape == (1, 1, 32)  # README
     with pytest.raises(ValueError, match="remove frame stacking"):
         SLAC("CnnPolicy", make_moving_dot_env(frame_stack=3, size=64))
     with pytest.raises(ValueError, match="initial_model_updates"):

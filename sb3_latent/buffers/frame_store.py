@@ -23,6 +23,10 @@ from stable_baselines3.common.buffers import BaseBuffer, NStepReplayBuffer, Repl
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
+#: layout version of the models and replay buffers sb3-latent writes (a buffer keeps it when pickled); a file of a
+#: newer version is refused at load
+FORMAT_VERSION = 1
+
 
 def infer_n_frames(observation_space: spaces.Space, n_frames: int | None = None) -> int:
     """The number of frames stacked in ``observation_space``, checked against its shape.
@@ -131,6 +135,7 @@ class FrameStoreReplayBuffer(ReplayBuffer):
         k = infer_n_frames(observation_space, n_frames)
         # SB3's BaseBuffer only: ReplayBuffer.__init__ would allocate the big observation arrays
         BaseBuffer.__init__(self, buffer_size, observation_space, action_space, device, n_envs=n_envs)
+        self.format_version = FORMAT_VERSION
         self.buffer_size = max(buffer_size // n_envs, 1)
         self.optimize_memory_usage = False
         self.handle_timeout_termination = handle_timeout_termination

@@ -50,7 +50,7 @@ from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
 from stable_baselines3.common.save_util import load_from_pkl, save_to_pkl
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_latent.buffers.frame_store import _grow, _same, infer_n_frames
+from sb3_latent.buffers.frame_store import FORMAT_VERSION, _grow, _same, infer_n_frames
 
 #: How sequences are drawn: ``"episode"`` never crosses an episode boundary (SLAC), ``"window"`` may and
 #: marks episode starts with ``is_first`` (Dreamer).
@@ -171,6 +171,7 @@ class SequenceReplayBuffer(ReplayBuffer):
         _check_space(observation_space)
         # SB3's BaseBuffer only: ReplayBuffer.__init__ would allocate its own arrays
         BaseBuffer.__init__(self, buffer_size, observation_space, action_space, device, n_envs=n_envs)
+        self.format_version = FORMAT_VERSION
         self.optimize_memory_usage = False
         self.handle_timeout_termination = handle_timeout_termination
         self.sequence_length = length

@@ -85,6 +85,8 @@ class ActionRepeat(gym.Wrapper):
             raise ValueError(f"action_repeat must be an integer >= 1, got {k!r}")
         super().__init__(env)
         self.k = int(k)
+        if "render_fps" in env.metadata:  # one frame per agent step
+            self.metadata = {**env.metadata, "render_fps": env.metadata["render_fps"] / self.k}
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         total = 0.0
@@ -188,12 +190,28 @@ def _dmc_base(domain: str, task: str, size: int, camera_id: int, fast_render: bo
     from shimmy.dm_control_compatibility import DmControlCompatibilityV0
 
     class _SeededDMC(DmControlCompatibilityV0):
-        """shimmy's wrapper, with ``reset(seed=...)`` reseeding the task's own random state."""
+        """shimmy's wrapper, with ``reset(seed=...)`` reseeding the task's own random state, float32 actions, the
+        render modes that work here (``rgb_array``) and a ``close`` that frees the rendering contexts only."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # an instance's own metadata (shimmy writes render_fps into its class attribute): what make accepts
+            self.metadata = {"render_modes": ["rgb_array"], "render_fps": 1.0 / self._env.control_timestep()}
+            low, high = self.action_space.low, self.action_space.high  # type: ignore[attr-defined,has-type]
+            self.action_space = spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
 
         def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
             if seed is not None:
                 self._env.task.random.seed(seed)
             return super().reset(seed=seed, options=options)
+
+        def close(self) -> None:
+            """Free the rendering contexts (GL resources); the simulation stays usable, as gymnasium's and SB3's
+            checkers expect (they reset an env after closing it); rendering again makes new contexts."""
+            physics = self._env.physics
+            with physics._contexts_lock:
+                if physics._contexts:
+                    physics._free_rendering_contexts()
 
     render_kwargs: dict[str, Any] = {"height": size, "width": size, "camera_id": camera_id}
     if fast_render:

@@ -26,7 +26,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import get_device
 from torch.nn import functional as F
 
-from sb3_latent.algos.common import ema_
+from sb3_latent.algos.common import ContractsMixin, check_observation, ema_
 from sb3_latent.algos.dreamer.distributions import TwoHotSymexp, kl_balance, lambda_return
 from sb3_latent.algos.dreamer.networks import State, check_obs_space, feat
 from sb3_latent.algos.dreamer.policies import (
@@ -53,9 +53,13 @@ def check_action_space(space: Any) -> None:
         raise TypeError(f"Dreamer needs a Box (continuous) or Discrete action space, got {space}")
     if isinstance(space, spaces.Box) and len(space.shape) != 1:
         raise TypeError(f"Dreamer's continuous actions must be a 1-D Box, got shape {space.shape}")
+    if isinstance(space, spaces.Box) and not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+        raise ValueError(f"Dreamer's continuous actions must be bounded (its actor acts in [-1, 1], rescaled to the "
+                         f"bounds), got low={space.low}, high={space.high}: clip or rescale the actions, e.g. with "
+                         "gymnasium's RescaleAction or ClipAction")
 
 
-class Dreamer(OffPolicyAlgorithm):
+class Dreamer(ContractsMixin, OffPolicyAlgorithm):
     """DreamerV3. ``Dreamer("CnnPolicy", env).learn(...)``.
 
     :param policy: ``"CnnPolicy"`` (images ``(C, H, W)`` uint8, side 4 * 2^k, e.g. 64), ``"MlpPolicy"`` (vectors)
@@ -83,6 +87,8 @@ class Dreamer(OffPolicyAlgorithm):
         optimizer states, distributions and losses stay float32. Needs native bfloat16: a CUDA GPU that supports it or
         a CPU with AVX512-BF16 (checked at construction; 1.5x the float32 steps/s on this project's CPU)
     :param replay_buffer_kwargs: for :class:`~sb3_latent.SequenceReplayBuffer`
+    :param check_finite: stop with a ``NonFiniteError`` naming the first non-finite loss or target and its update
+        (True); False trains on regardless
     Other parameters as SB3's ``OffPolicyAlgorithm``; ``policy_kwargs`` go to
     :class:`~sb3_latent.algos.dreamer.DreamerPolicy` (``size="xs" | "s" | "m" | "l" | "xl"``, ``actor_lr``,
     ``critic_lr``).
@@ -120,6 +126,7 @@ class Dreamer(OffPolicyAlgorithm):
         ac_grad_clip: float = 100.0,
         amp: bool = False,
         replay_buffer_kwargs: dict[str, Any] | None = None,
+        check_finite: bool = True,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -145,6 +152,7 @@ class Dreamer(OffPolicyAlgorithm):
         self.ent_coef, self.slow_critic_tau, self.slow_reg = ent_coef, slow_critic_tau, slow_reg
         self.kl_dyn, self.kl_rep, self.free_bits = kl_dyn, kl_rep, free_bits
         self.model_grad_clip, self.ac_grad_clip, self.amp = model_grad_clip, ac_grad_clip, amp
+        self.check_finite = check_finite
         self._credit, self._counted_steps = 0.0, -1
         self._recurrent: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._is_first: np.ndarray | None = None
@@ -172,16 +180,16 @@ class Dreamer(OffPolicyAlgorithm):
 
         :param observation: observations ``(n, ...)`` (or a dict of them)
         :param state: the state returned by the previous call (None: every env starts an episode)
-        :param episode_start: envs whose observation is an episode's first (None: all, when ``state`` is None)
-        :param deterministic: the actor's mode instead of a sample (the paper samples)
+        :param episode_start: envs whose observation is an episode's first (None: all when ``state`` is None, else
+            none, as in sb3-contrib's recurrent policies)
+        :param deterministic: act from the modes of the posterior latent and of the actor (reproducible: the same
+            observations and state give the same actions); False samples both (the paper's exploration)
         :return: actions in the env's format, and the new state ``(h, z, previous action)``
+        :raises ValueError: for observations of another shape (SB3's check)
         """
         self.policy.set_training_mode(False)
         obs = observation if isinstance(observation, dict) else np.asarray(observation)
-        first_key = next(iter(obs.values())) if isinstance(obs, dict) else obs
-        space = self.observation_space.spaces if isinstance(self.observation_space, spaces.Dict) else \
-            {"obs": self.observation_space}
-        single = np.ndim(first_key) == len(next(iter(space.values())).shape)  # type: ignore[arg-type]
+        single = not check_observation(obs, self.observation_space)
         if single:
             obs = {k: np.asarray(v)[None] for k, v in obs.items()} if isinstance(obs, dict) else obs[None]
         n = len(next(iter(obs.values())) if isinstance(obs, dict) else obs)
@@ -316,6 +324,8 @@ class Dreamer(OffPolicyAlgorithm):
         with self._autocast():
             model_loss, logs, post, cont = self.world_model_loss(batch)
         self._step(p.model_optimizer, model_loss, p.world_model.parameters(), self.model_grad_clip)
+        # before imagining with the model (whose sampling refuses NaN): one sync per update, small next to an update
+        self._check_finite([logs], self._n_updates + 1)
         with self._autocast():
             actor_loss, critic_loss, ac_logs = self.actor_critic_loss(post, cont)
         self._step(p.actor_optimizer, actor_loss, p.actor.parameters(), self.ac_grad_clip)
@@ -335,10 +345,14 @@ class Dreamer(OffPolicyAlgorithm):
         self._credit -= n
         self.policy.set_training_mode(True)
         logs: dict[str, list[torch.Tensor]] = defaultdict(list)
+        updates = []
         for _ in range(n):
-            for k, x in self.update(self.replay_buffer.sample(batch_size, self._vec_normalize_env)).items():
-                logs[k].append(x)
+            updates.append(self.update(self.replay_buffer.sample(batch_size, self._vec_normalize_env)))
             self._n_updates += 1
+        self._check_finite(updates, self._n_updates - n + 1)
+        for update in updates:
+            for k, x in update.items():
+                logs[k].append(x)
         for k, xs in logs.items():
             self.logger.record(f"train/{k}", torch.stack(xs).float().mean().item())
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")

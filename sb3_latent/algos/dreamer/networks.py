@@ -329,11 +329,14 @@ class Actor(nn.Module):
     def dist(self, f: torch.Tensor) -> torch.distributions.Distribution:
         """``π(· | s)``: an ``Independent(Normal)`` over the action vector, or a ``Categorical``."""
         x = self.out(self.net(f)).float()
+        # no argument validation (a check per call): non-finite values reach the losses, where training stops naming
+        # the first one (Dreamer's check_finite)
         if self.discrete:
-            return torch.distributions.Categorical(logits=unimix_logits(x, self.unimix))
+            return torch.distributions.Categorical(logits=unimix_logits(x, self.unimix), validate_args=False)
         mean, std = x.chunk(2, -1)
         std = (self.max_std - self.min_std) * torch.sigmoid(std + 2.0) + self.min_std
-        return torch.distributions.Independent(torch.distributions.Normal(torch.tanh(mean), std), 1)
+        normal = torch.distributions.Normal(torch.tanh(mean), std, validate_args=False)
+        return torch.distributions.Independent(normal, 1, validate_args=False)
 
     def act(self, f: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         """An action in the model's format: a vector clipped to [-1, 1], or a one-hot vector."""

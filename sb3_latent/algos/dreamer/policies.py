@@ -184,14 +184,14 @@ class DreamerPolicy(BasePolicy):
         :param obs: observations ``(n, ...)`` (or a dict of them)
         :param state: ``(h, z, previous action)`` per env, from :meth:`initial_state` or the previous call
         :param is_first: ``(n,)`` envs whose ``obs`` starts an episode (their state is reset)
-        :param deterministic: the actor's mode instead of a sample
+        :param deterministic: the modes of the posterior latent and of the actor instead of samples
         :return: actions in the buffer's format (scaled to [-1, 1], or Discrete indices) and the new state
         """
         wm = self.world_model
         t = self.obs_as_tensors(obs)
         deter, stoch, prev = (torch.as_tensor(x, device=self.device) for x in state)
         first = torch.as_tensor(np.asarray(is_first, dtype=np.float32).reshape(-1), device=self.device)
-        s, _ = wm.rssm.obs_step(State(deter, stoch), prev, wm.encoder(t), first, sample=True)
+        s, _ = wm.rssm.obs_step(State(deter, stoch), prev, wm.encoder(t), first, sample=not deterministic)
         a = self.actor.act(feat(s), deterministic)
         out = a.argmax(-1) if self.actor.discrete else a
         return out.cpu().numpy(), (s.deter.cpu().numpy(), s.stoch.cpu().numpy(), a.cpu().numpy())

@@ -23,7 +23,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
 
-from sb3_latent.algos.common import SharedEncoderMixin, check_spaces
+from sb3_latent.algos.common import ContractsMixin, SharedEncoderMixin, check_spaces
 from sb3_latent.algos.drqv2.policies import DrQv2MlpPolicy, DrQv2Policy
 from sb3_latent.buffers import NStepFrameStoreReplayBuffer
 from sb3_latent.lever import LeVERReplayBuffer
@@ -132,7 +132,7 @@ for _preset in PRESETS.values():
     _preset["n_timesteps"] = _preset["num_train_frames"] // 2
 
 
-class DrQv2(SharedEncoderMixin, OffPolicyAlgorithm):
+class DrQv2(SharedEncoderMixin, ContractsMixin, OffPolicyAlgorithm):
     """DrQ-v2 with SB3's interface; every :class:`~sb3_latent.extractors.flare.PixelExtractor`
     (Flare, latent stack, pixel flow) can replace the default encoder:
     ``DrQv2("CnnPolicy", env, policy_kwargs=flare_kwargs(n_frames=3))``.
@@ -156,6 +156,14 @@ class DrQv2(SharedEncoderMixin, OffPolicyAlgorithm):
     :param augment: augmentation of sampled batches (``"shift"``: random shift, pad 4, bilinear, drawn
         independently for obs and next_obs), another registry name, or None; pixels only
     :param augment_kwargs: its constructor arguments (e.g. ``{"pad": 4}``)
+    :param check_finite: stop with a ``NonFiniteError`` naming the first non-finite loss or target and its update
+        (True); False trains on regardless
+
+    Several envs (``n_envs > 1``): the schedule stays per agent step, as the paper counts it. ``train_freq`` counts
+    steps of the VecEnv as in SB3, and each training call makes ``gradient_steps * n_envs`` updates, so there is one
+    update per ``train_freq`` agent steps (``train_freq=2``: every 2 agent steps, whatever ``n_envs``; with
+    ``gradient_steps=-1`` one update per agent step, as in SB3);
+    ``learning_starts`` and the σ schedule count agent steps (``num_timesteps``).
 
     While collecting, the action is the actor's mean plus N(0, σ²) noise, clipped to the action bounds
     (the noise itself is not clipped, as in the official code); ``predict`` returns the mean.
@@ -187,6 +195,7 @@ class DrQv2(SharedEncoderMixin, OffPolicyAlgorithm):
         stddev_clip: float | None = 0.3,
         augment: str | None = "shift",
         augment_kwargs: dict[str, Any] | None = None,
+        check_finite: bool = True,
         replay_buffer_class: type[ReplayBuffer] | None = None,
         replay_buffer_kwargs: dict[str, Any] | None = None,
         stats_window_size: int = 100,
@@ -213,13 +222,14 @@ class DrQv2(SharedEncoderMixin, OffPolicyAlgorithm):
         replay_buffer_kwargs = dict(replay_buffer_kwargs or {})
         if issubclass(replay_buffer_class, (NStepReplayBuffer, NStepFrameStoreReplayBuffer, LeVERReplayBuffer)):
             replay_buffer_kwargs = {"n_steps": int(n_steps), "gamma": gamma, **replay_buffer_kwargs}
-        self.stddev_schedule, self.stddev_clip = stddev_schedule, stddev_clip
+        self.stddev_schedule, self.stddev_clip, self.check_finite = stddev_schedule, stddev_clip, check_finite
         super().__init__(
             policy, env, learning_rate, buffer_size=buffer_size, learning_starts=learning_starts,
             batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq, gradient_steps=gradient_steps,
             replay_buffer_class=replay_buffer_class, replay_buffer_kwargs=replay_buffer_kwargs,
             n_steps=int(n_steps), policy_kwargs=policy_kwargs, stats_window_size=stats_window_size,
             tensorboard_log=tensorboard_log, verbose=verbose, device=device, seed=seed, sde_support=False,
+            support_multi_env=True,
         )  # fmt: skip
         if _init_setup_model:
             self._setup_model()
@@ -319,18 +329,23 @@ class DrQv2(SharedEncoderMixin, OffPolicyAlgorithm):
         self.actor.optimizer.step()
         # target critic: EMA with τ of the trunk and Qs (no target encoder: the target reads the online one)
         self._soft_update_critic(self.tau)
-        return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(), "critic_q": q.detach().mean(),
-                "critic_target_q": target_q.mean()}
+        return {"critic_target_q": target_q.mean(), "critic_loss": critic_loss.detach(),
+                "actor_loss": actor_loss.detach(), "critic_q": q.detach().mean()}
 
     def train(self, gradient_steps: int, batch_size: int = 256) -> None:
+        """``gradient_steps * n_envs`` updates: the update schedule is per agent step (see the class)."""
         self.policy.set_training_mode(True)
         lr = self._set_learning_rates()
         stddev = self.stddev()
-        logs: dict[str, list[torch.Tensor]] = defaultdict(list)
-        for _ in range(gradient_steps):
+        updates = []  # gradient_steps=-1: SB3 passes the agent steps collected already
+        for _ in range(gradient_steps * self.n_envs if self.gradient_steps >= 0 else gradient_steps):
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             self._n_updates += 1
-            for key, value in self._update(data, stddev).items():
+            updates.append(self._update(data, stddev))
+        self._check_finite(updates, self._n_updates - len(updates) + 1)
+        logs: dict[str, list[torch.Tensor]] = defaultdict(list)
+        for update in updates:
+            for key, value in update.items():
                 logs[key].append(value)
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/learning_rate", lr)

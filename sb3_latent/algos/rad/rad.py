@@ -22,14 +22,14 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
 from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN
 
-from sb3_latent.algos.common import SharedEncoderMixin, check_spaces
+from sb3_latent.algos.common import ContractsMixin, SharedEncoderMixin, check_spaces
 from sb3_latent.algos.rad.policies import RADMlpPolicy, RADPolicy
 from sb3_latent.buffers import FrameStoreReplayBuffer
 
 SelfRAD = TypeVar("SelfRAD", bound="RAD")
 
 
-class RAD(SharedEncoderMixin, SAC):
+class RAD(SharedEncoderMixin, ContractsMixin, SAC):
     """RAD-SAC with SB3's interface; every :class:`~sb3_latent.extractors.flare.PixelExtractor`
     (Flare, latent stack, pixel flow) can replace the default stacked-frames encoder.
 
@@ -46,6 +46,8 @@ class RAD(SharedEncoderMixin, SAC):
     :param augment_kwargs: its constructor arguments (e.g. ``{"size": 108}``)
     :param same_augmentation: one transform for obs and next_obs of a sample (RAD's translate), which
         also lets the frames they share be encoded once; False draws them independently
+    :param check_finite: stop with a ``NonFiniteError`` naming the first non-finite loss or target and its update
+        (True); False trains on regardless
 
     With ``CnnPolicy`` the replay buffer defaults to :class:`~sb3_latent.FrameStoreReplayBuffer` (each
     frame stored once; frames per stack inferred for RGB, else pass ``replay_buffer_kwargs=dict(n_frames=k)``).
@@ -80,6 +82,7 @@ class RAD(SharedEncoderMixin, SAC):
         augment: str | None = "translate",
         augment_kwargs: dict[str, Any] | None = None,
         same_augmentation: bool = True,
+        check_finite: bool = True,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -103,6 +106,7 @@ class RAD(SharedEncoderMixin, SAC):
             replay_buffer_class = replay_buffer_class or FrameStoreReplayBuffer  # each frame stored once
         self.actor_update_interval, self.encoder_tau = int(actor_update_interval), encoder_tau
         self.alpha_lr, self.alpha_betas, self.same_augmentation = alpha_lr, alpha_betas, same_augmentation
+        self.check_finite = check_finite
         super().__init__(
             policy, env, learning_rate=learning_rate, buffer_size=buffer_size, learning_starts=learning_starts,
             batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq, gradient_steps=gradient_steps,
@@ -145,7 +149,8 @@ class RAD(SharedEncoderMixin, SAC):
         self.critic.optimizer.zero_grad()
         critic_loss.backward()  # type: ignore[union-attr]
         self.critic.optimizer.step()
-        logs = {"critic_loss": critic_loss.item(), "critic_q": q.mean().item(), "ent_coef": ent_coef.item()}
+        logs = {"target_q": target_q.mean().item(), "critic_loss": critic_loss.item(), "critic_q": q.mean().item(),
+                "ent_coef": ent_coef.item()}
 
         if self._n_updates % self.actor_update_interval == 0:  # actor and temperature, eq. (3)
             maps = obs_maps.detach()  # the critic's encoding, reused (as DrQ-v2 does); no encoder gradient
@@ -171,11 +176,16 @@ class RAD(SharedEncoderMixin, SAC):
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         self.policy.set_training_mode(True)
         lr = self._set_learning_rates()
-        logs: dict[str, list[float]] = defaultdict(list)
+        updates = []
         for _ in range(gradient_steps):
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             self._n_updates += 1
-            for k, v in self._update(data).items():
+            updates.append(self._update(data))
+            # after each update (its logs are floats already): the next one's squashed Gaussian refuses NaN
+            self._check_finite(updates[-1:], self._n_updates)
+        logs: dict[str, list[float]] = defaultdict(list)
+        for update in updates:
+            for k, v in update.items():
                 logs[k].append(v)
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/learning_rate", lr)

@@ -25,7 +25,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_latent.algos.common import check_spaces, ema_
+from sb3_latent.algos.common import ContractsMixin, check_observation, check_spaces, ema_
 from sb3_latent.algos.slac.policies import SLACPolicy
 from sb3_latent.buffers.sequence import SequenceReplayBuffer
 
@@ -47,7 +47,7 @@ def check_frames(space: spaces.Space) -> None:
                          "channels: remove frame stacking (frame_stack=1)")
 
 
-class SLAC(OffPolicyAlgorithm):
+class SLAC(ContractsMixin, OffPolicyAlgorithm):
     """SLAC. ``SLAC("CnnPolicy", env).learn(...)`` with ``env`` giving single 64x64 frames.
 
     :param policy: ``"CnnPolicy"`` (:class:`~sb3_latent.algos.slac.policies.SLACPolicy`)
@@ -66,6 +66,8 @@ class SLAC(OffPolicyAlgorithm):
     :param target_entropy: ``"auto"`` (``-|A|``) or a float
     :param replay_buffer_class: default :class:`~sb3_latent.SequenceReplayBuffer`
     :param replay_buffer_kwargs: its arguments
+    :param check_finite: stop with a ``NonFiniteError`` naming the first non-finite loss or target and its update
+        (True); False trains on regardless
     Other parameters as SB3's ``OffPolicyAlgorithm``; ``policy_kwargs`` go to ``SLACPolicy``
     (``sequence_length`` τ = 8, ``z1_dim`` 32, ``z2_dim`` 256, ``feature_dim`` 256, ``model_lr`` 1e-4).
 
@@ -97,6 +99,7 @@ class SLAC(OffPolicyAlgorithm):
         target_entropy: str | float = "auto",
         replay_buffer_class: type[ReplayBuffer] | None = None,
         replay_buffer_kwargs: dict[str, Any] | None = None,
+        check_finite: bool = True,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -115,7 +118,7 @@ class SLAC(OffPolicyAlgorithm):
                 or initial_model_updates < 0:
             raise ValueError(f"initial_model_updates must be an integer >= 0, got {initial_model_updates!r}")
         self.model_batch_size, self.initial_model_updates = int(model_batch_size), int(initial_model_updates)
-        self.ent_coef, self.target_entropy = ent_coef, target_entropy
+        self.ent_coef, self.target_entropy, self.check_finite = ent_coef, target_entropy, check_finite
         self.model_updates_done = 0
         self._history: tuple[np.ndarray, np.ndarray] | None = None
         n_seq = int((policy_kwargs or {}).get("sequence_length", 8))
@@ -179,12 +182,14 @@ class SLAC(OffPolicyAlgorithm):
 
         :param observation: current frames
         :param state: the history returned by the previous call (None: every env starts an episode)
-        :param episode_start: envs whose ``observation`` is an episode's first frame
+        :param episode_start: envs whose ``observation`` is an episode's first frame (None: none, as in
+            sb3-contrib's recurrent policies)
         :param deterministic: the mean action (the paper evaluates with the stochastic one)
         :return: actions in the env's bounds, and the new state (features, actions, last action)
+        :raises ValueError: for observations of another shape (SB3's check)
         """
         obs = np.asarray(observation)
-        single = obs.ndim == 3
+        single = not check_observation(obs, self.observation_space)
         obs = obs[None] if single else obs
         self.policy.set_training_mode(False)
         f = self.policy.features(torch.as_tensor(obs, device=self.device))
@@ -193,7 +198,7 @@ class SLAC(OffPolicyAlgorithm):
             f_hist, a_hist = self._fresh_history(f)
         else:
             f_prev, a_prev, last = (torch.as_tensor(s, device=self.device) for s in state)
-            starts = np.ones(n, dtype=bool) if episode_start is None else np.asarray(episode_start, dtype=bool)
+            starts = np.zeros(n, dtype=bool) if episode_start is None else np.asarray(episode_start, dtype=bool)
             f_hist, a_hist = self._push(f_prev, a_prev, f, last, starts.reshape(n))
         a = self.policy.act(f_hist, a_hist, deterministic)
         actions = self.policy.unscale_action(a.cpu().numpy())
@@ -202,8 +207,9 @@ class SLAC(OffPolicyAlgorithm):
 
     def _setup_learn(self, total_timesteps: int, callback: MaybeCallback = None, reset_num_timesteps: bool = True,
                      tb_log_name: str = "run", progress_bar: bool = False) -> tuple[int, Any]:
+        was_reset = reset_num_timesteps or self._last_obs is None
         out = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
-        if reset_num_timesteps or self._history is None:  # the envs were reset: every history restarts
+        if was_reset or self._history is None:  # the envs were reset: every history restarts
             assert self._last_obs is not None
             f = self.policy.features(torch.as_tensor(self._last_obs, device=self.device))
             self._history = tuple(h.cpu().numpy() for h in self._fresh_history(f))  # type: ignore[assignment]
@@ -274,7 +280,8 @@ class SLAC(OffPolicyAlgorithm):
         p.actor.optimizer.zero_grad(set_to_none=True)
         actor_loss.backward()
         p.actor.optimizer.step()
-        logs = {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(), "ent_coef": alpha.reshape(())}
+        logs = {"critic_target": y.mean(), "critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(),
+                "ent_coef": alpha.reshape(())}
         if self.log_ent_coef is not None:  # temperature: E[-log α (log π + target entropy)]
             ent_loss = -(self.log_ent_coef * (logp.detach() + self.target_entropy_value)).mean()
             self.ent_coef_optimizer.zero_grad(set_to_none=True)
@@ -297,24 +304,38 @@ class SLAC(OffPolicyAlgorithm):
         self.policy.set_training_mode(True)
         logs: dict[str, list[torch.Tensor]] = defaultdict(list)
         start = time.perf_counter()
-        for _ in range(n_updates):
-            for k, v in self._model_update().items():
-                logs[k].append(v)
+        updates: list[dict[str, torch.Tensor]] = []
+        for i in range(n_updates):
+            updates.append(self._model_update())
             self.model_updates_done += 1
+            if len(updates) == 1000 or i == n_updates - 1:  # one check per 1000 updates
+                self._check_finite(updates, self.model_updates_done - len(updates) + 1)
+                for update in updates:
+                    for k, v in update.items():
+                        logs[k].append(v)
+                updates = []
         self._record_model(logs)
         self.logger.record("train/model_pretrain_seconds", time.perf_counter() - start)
 
     def train(self, gradient_steps: int, batch_size: int = 256) -> None:
+        """Model and SAC updates; none while the buffer holds no sequence of τ + 1 frames inside an episode yet
+        (a model loaded without its buffer, or given a new env, collects until it does)."""
+        if self.replay_buffer.n_sequences(self.policy.sequence_length + 1, "episode") == 0:
+            return
         pending = self.initial_model_updates - self.model_updates_done
         if pending > 0 and self._n_updates == 0:
             self.pretrain_model(pending)
         self.policy.set_training_mode(True)
-        logs: dict[str, list[torch.Tensor]] = defaultdict(list)
+        updates = []
         for _ in range(gradient_steps):
-            for k, v in {**self._model_update(), **self._sac_update()}.items():
-                logs[k].append(v)
+            updates.append({**self._model_update(), **self._sac_update()})
             self.model_updates_done += 1
             self._n_updates += 1
+        self._check_finite(updates, self._n_updates - gradient_steps + 1)
+        logs: dict[str, list[torch.Tensor]] = defaultdict(list)
+        for update in updates:
+            for k, v in update.items():
+                logs[k].append(v)
         self._record_model(logs)
         for key in ("critic_loss", "actor_loss", "ent_coef", "ent_coef_loss"):
             if key in logs:
@@ -337,6 +358,8 @@ class SLAC(OffPolicyAlgorithm):
         if isinstance(env, VecEnv) or hasattr(env, "observation_space"):
             check_frames(env.observation_space)
         super().set_env(env, force_reset)
+        if force_reset:
+            self._history = None
 
 
 @torch.no_grad()
