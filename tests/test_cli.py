@@ -1,6 +1,7 @@
 """The `sb3-latent` launcher: rl-zoo style runs from YAML, their folders, evaluation, plots, and errors
 that name the key and the file before any work is done."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -109,9 +110,14 @@ def test_bad_algo_env_and_missing_budget(tmp_path, capsys, monkeypatch) -> None:
         with pytest.raises(SystemExit):
             main(["train", *argv, "-f", str(tmp_path / "logs")])
         assert message in capsys.readouterr().err
-    with pytest.raises(SystemExit):  # no zoo_configs/rad.yml in this folder and no --n-timesteps
-        main(["train", "--algo", "rad", "--env", ENV, "-f", str(tmp_path / "logs")])
+    with pytest.raises(SystemExit):  # sb3-latent ships no zoo config for td3, and no --n-timesteps
+        main(["train", "--algo", "td3", "--env", ENV, "-f", str(tmp_path / "logs")])
     assert "no 'n_timesteps'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the shipped rad.yml's default entry is for DMC: named in the error
+        main(["train", "--algo", "rad", "--env", ENV, "-f", str(tmp_path / "logs")])
+    err = capsys.readouterr().err
+    assert "zoo_configs/rad.yml [sb3_latent/MovingDot-v0]: 'env_kwargs': unknown argument(s)" in err
+    assert not (tmp_path / "logs").exists()
 
 
 SHIPPED = {"rad.yml": RAD, "rad_flare.yml": RAD, "rad_lever.yml": RAD, "drqv2.yml": DrQv2, "drqv2_lever.yml": DrQv2,
@@ -187,3 +193,82 @@ def test_rl_zoo3_optimize_samples_from_our_study_spec(tmp_path, monkeypatch) -> 
 
     study = optuna.load_study(study_name="z", storage=optuna.storages.JournalStorage(JournalFileBackend(str(storage))))
     assert len(study.trials) == 2 and all(set(t.params) == {"batch_size", "learning_rate"} for t in study.trials)
+
+
+def test_dotted_hyperparams_reach_into_mappings_and_args_yml_holds_mappings(tmp_path) -> None:
+    conf = write_conf(tmp_path, TINY)
+    run = train(tmp_path, conf, "-n", "60", "--eval-freq", "-1", "--hyperparams", "extractor_kwargs.features_dim:16",
+                "--env-kwargs", "size:24")
+    used = load_zoo_config(run / "sb3_latent-MovingDot-v0" / "zoo_config.yml", ENV)
+    assert used["extractor_kwargs"] == {"n_frames": 3, "features_dim": 16}  # n_frames kept
+    model = RAD.load(run / "sb3_latent-MovingDot-v0.zip")
+    assert model.critic.features_extractor.n_frames == 3 and model.observation_space.shape == (9, 24, 24)
+    args = (run / "sb3_latent-MovingDot-v0" / "args.yml").read_text()
+    saved = yaml.load(args.replace("!!python/object/apply:collections.OrderedDict", ""), Loader=yaml.SafeLoader)
+    flat = dict(saved[0]) if isinstance(saved, list) else saved
+    assert flat["env_kwargs"] == {"size": 24}  # a mapping rl_zoo3's enjoy can use, not "size:24" strings
+    assert flat["hyperparams"] == {"extractor_kwargs.features_dim": 16, "env_kwargs.size": 24}
+
+
+@pytest.mark.parametrize(("change", "extra", "message"), [
+    ({"policy_kwargs": {"net_arc": [8]}}, [], r"'policy_kwargs': unknown argument\(s\) 'net_arc' for RADPolicy "
+                                             r"\(did you mean 'net_arch'\?\)"),
+    ({"env_kwargs": {"szie": 24}}, [], r"'env_kwargs': unknown argument\(s\) 'szie' for the env "
+                                       r"'sb3_latent/MovingDot-v0' \(did you mean 'size'\?\)"),
+    ({}, ["--env-kwargs", "szie:24"], r"'env_kwargs': unknown argument\(s\) 'szie'"),
+    ({"extractor_kwargs": {"n_frame": 3}}, [], r"'extractor_kwargs': unknown argument\(s\) 'n_frame' for "
+                                               r"FlareExtractor"),
+    ({"augment_kwargs": {"sise": 40}}, [], r"'augment_kwargs': unknown argument\(s\) 'sise' for RandomTranslate"),
+    ({"replay_buffer_class": "frame_store", "replay_buffer_kwargs": {"n_frame": 3}}, [],
+     r"'replay_buffer_kwargs': unknown argument\(s\) 'n_frame' for FrameStoreReplayBuffer"),
+    # RAD picks its buffer class inside its constructor: caught when the model is built, the new folder removed
+    ({"replay_buffer_kwargs": {"n_frame": 3}}, [], r"bad.yml \[sb3_latent/MovingDot-v0\]: FrameStoreReplayBuffer"
+                                                   r".__init__\(\) got an unexpected keyword argument 'n_frame'"),
+    ({"env_kwargs": {"size": "big"}}, [], r"'env_kwargs.size' must be of type int, got 'big'"),
+    # passes every check, fails when the model is built (9 channels, 2 frames): the new run folder is removed
+    ({"extractor_kwargs": {"n_frames": 2, "features_dim": 8}}, [], r"bad.yml \[sb3_latent/MovingDot-v0\]: .*n_frames"),
+])
+def test_typos_inside_mappings_fail_before_a_run_folder_exists(tmp_path, capsys, change, extra, message) -> None:
+    conf = write_conf(tmp_path, {**TINY, **change}, "bad.yml")
+    with pytest.raises(SystemExit) as exit_:
+        train(tmp_path, conf, *extra)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err) and len(err.strip().splitlines()) == 1, err
+    assert not list((tmp_path / "logs").glob("rad/*"))  # no run folder, not even a half-made one
+
+
+def test_yaml_syntax_errors_name_the_file_and_the_line(tmp_path, capsys) -> None:
+    bad = tmp_path / "broken.yml"
+    bad.write_text("default:\n  n_timesteps: 10\n  policy_kwargs: {net_arch: [8, 8}\n")
+    with pytest.raises(SystemExit):
+        train(tmp_path, bad)
+    err = capsys.readouterr().err
+    assert "broken.yml' is not valid YAML (line 3, column" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.dmc
+def test_train_without_conf_outside_the_checkout_uses_the_shipped_file(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)  # the issue's example: cartpole swingup had no entry and no default before
+    run = main(["train", "--algo", "rad", "--env", "sb3_latent/cartpole-swingup-pixels-v0", "-n", "4", "--eval-freq",
+                "4", "--eval-episodes", "1", "-v", "0", "--hyperparams", "buffer_size:100", "learning_starts:2",
+                "batch_size:2", "policy_kwargs.net_arch:[8]", "augment_kwargs.size:28",
+                "--env-kwargs", "size:32", "max_episode_steps:2"])
+    assert "zoo config: " in capsys.readouterr().out
+    used = (run / "sb3_latent-cartpole-swingup-pixels-v0" / "zoo_config.yml").read_text()
+    assert "sb3_latent/zoo/zoo_configs/rad.yml" in used and "action_repeat: 8" in used
+
+
+@pytest.mark.dmc
+def test_rl_zoo3_optimize_with_the_shipped_drqv2_spec_outside_the_checkout(tmp_path, monkeypatch) -> None:
+    """Was `DrQv2.__init__() got an unexpected keyword argument 'extractor_kwargs'` (and a bare KeyError outside
+    the checkout): each trial is now a checked entry handed to rl_zoo3 as constructor arguments."""
+    from sb3_latent.zoo_train import main as zoo_train
+
+    monkeypatch.chdir(tmp_path)
+    zoo_train(["--algo", "drqv2", "--env", "sb3_latent/cartpole-swingup-pixels-v0", "-optimize", "--n-trials", "1",
+               "-n", "4", "--n-evaluations", "1", "--eval-episodes", "1", "-f", "zlogs", "--no-optim-plots",
+               "--verbose", "0", "--env-kwargs", "size:32", "max_episode_steps:2",
+               "--hyperparams", "buffer_size:100", "learning_starts:2"])
+    (report,) = (tmp_path / "zlogs" / "drqv2").glob("report_*.csv")
+    assert report.read_text().count(",COMPLETE") == 1

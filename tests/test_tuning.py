@@ -229,3 +229,45 @@ def test_journal_file_storage(tmp_path) -> None:
     study = run_worker(spec, "rad", ENV, storage=str(tmp_path / "study.log"), study_name="j", n_trials=1,
                        out=tmp_path / "run")
     assert (tmp_path / "study.log").stat().st_size > 0 and states(study) == ["COMPLETE"]
+
+
+def test_a_worker_whose_trials_all_fail_exits_1_with_the_reasons(tmp_path, capsys) -> None:
+    from sb3_latent.zoo.cli import main
+
+    spec = spec_file(tmp_path, fixed={**SPEC["fixed"], "gamma": -5.0, "ent_coef": "nonsense"})
+    with pytest.raises(SystemExit) as exit_:
+        main(["tune", "--algo", "rad", "--env", ENV, "--spec", str(spec), "--n-trials", "2", "--out",
+              str(tmp_path / "run"), "--seed", "0"])
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err
+    assert "all 2 trial(s) of this worker failed (trial(s) 0, 1: ValueError:" in err
+    assert "failed: trial 0: ValueError" in (tmp_path / "run" / "report.md").read_text()
+    assert "fail_reason" in (tmp_path / "run" / "trials.csv").read_text()
+
+
+@pytest.mark.parametrize(("storage", "message"), [
+    ("postgresql://postgres@127.0.0.1:1/optuna", r"--storage postgresql://postgres@127.0.0.1:1/optuna: cannot connect "
+                                                 r"\(.*\); check that the database server is running"),
+    ("postgresql://user:secret@127.0.0.1:1/optuna", r"--storage postgresql://user:\*\*\*@127.0.0.1:1/optuna"),
+    ("postgress://u@h/db", r"unknown database scheme 'postgress'; use postgresql://"),
+    ("mysql://u@127.0.0.1/db", r"the driver 'mysqldb' for 'mysql' is not installed"),
+    ("sqlite:////no/such/folder/study.db", r"the folder '/no/such/folder' of the SQLite file does not exist; create "
+                                           r"it"),
+    ("not a url", r"is neither a database URL"),
+])
+def test_storage_errors_are_one_line_naming_the_url_and_the_fix(tmp_path, capsys, storage, message) -> None:
+    from sb3_latent.zoo.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["tune", "--algo", "rad", "--env", ENV, "--spec", str(spec_file(tmp_path)), "--n-trials", "1",
+              "--out", str(tmp_path / "run"), "--storage", storage])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err) and len(err.strip().splitlines()) == 1, err
+    assert "secret" not in err
+
+
+def test_a_log_scale_from_zero_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"'learning_rate': 'log: true' needs low > 0"):
+        StudySpec(path="s.yml", search_space={"learning_rate": {"type": "float", "low": 0, "high": 1, "log": True}}
+                  ).check()
