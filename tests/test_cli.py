@@ -272,3 +272,36 @@ def test_rl_zoo3_optimize_with_the_shipped_drqv2_spec_outside_the_checkout(tmp_p
                "--hyperparams", "buffer_size:100", "learning_starts:2"])
     (report,) = (tmp_path / "zlogs" / "drqv2").glob("report_*.csv")
     assert report.read_text().count(",COMPLETE") == 1
+
+
+def test_ctrl_c_saves_and_resume_continues_the_same_run(tmp_path) -> None:
+    """Ctrl-C (SIGINT) during `train` saves the model and the replay buffer; `train --resume RUN` continues that run in
+    its folder: step count, buffer, evaluations.npz and the TensorBoard run go on."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    conf = write_conf(tmp_path, TINY)
+    cmd = [sys.executable, "-m", "sb3_latent.zoo.cli", "train", "--algo", "rad", "--env", ENV, "-c", str(conf),
+           "-f", "logs", "-n", "100000", "--eval-freq", "40", "--eval-episodes", "1", "--seed", "0",
+           "--save-replay-buffer"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run = tmp_path / "logs" / "rad" / "sb3_latent-MovingDot-v0_1"
+    deadline = time.monotonic() + 300
+    while not (run / "evaluations.npz").is_file() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, out
+    interrupted = RAD.load(run / "sb3_latent-MovingDot-v0.zip").num_timesteps
+    assert 40 <= interrupted < 100000 and (run / "replay_buffer.pkl").is_file()
+
+    total = interrupted + 50
+    resumed = main(["train", "--resume", str(run), "-n", str(total), "-f", str(tmp_path / "logs"), "-v", "0"])
+    assert resumed == run and not (tmp_path / "logs" / "rad" / "sb3_latent-MovingDot-v0_2").exists()
+    model = RAD.load(run / "sb3_latent-MovingDot-v0.zip")
+    assert model.num_timesteps == total
+    steps = np.load(run / "evaluations.npz")["timesteps"].tolist()
+    assert steps == sorted(steps) and steps[0] == 40 and steps[-1] > interrupted  # appended to the old ones
+    assert [p.name for p in (run / "tb").iterdir()] == ["RAD_1"]
