@@ -186,8 +186,12 @@ class FrameStack(gym.Wrapper):
 
 
 def _dmc_base(domain: str, task: str, size: int, camera_id: int, fast_render: bool, seed: int | None) -> gym.Env:
-    from dm_control import suite
-    from shimmy.dm_control_compatibility import DmControlCompatibilityV0
+    try:
+        from dm_control import suite
+        from shimmy.dm_control_compatibility import DmControlCompatibilityV0
+    except ModuleNotFoundError as e:
+        raise ModuleNotFoundError(f"DeepMind Control envs need {e.name!r}, an optional dependency of sb3-latent: "
+                                  "pip install 'sb3-latent[dmc]'", name=e.name) from e
 
     class _SeededDMC(DmControlCompatibilityV0):
         """shimmy's wrapper, with ``reset(seed=...)`` reseeding the task's own random state, float32 actions, the

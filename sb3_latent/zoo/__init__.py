@@ -13,7 +13,18 @@
 ==================  ===========================================================================
 """
 
-from sb3_latent.zoo.config import load_zoo_config, shipped
-from sb3_latent.zoo.entry import ZooEntry, build_from_config, check_entry, make_env
+from __future__ import annotations
 
-__all__ = ["ZooEntry", "build_from_config", "check_entry", "load_zoo_config", "make_env", "shipped"]
+import importlib
+from typing import Any
+
+#: the public names, imported when first used (so that ``sb3-latent`` can say which extra is missing)
+_EXPORTS = {"load_zoo_config": "config", "shipped": "config", "ZooEntry": "entry", "build_from_config": "entry",
+            "check_entry": "entry", "make_env": "entry"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'sb3_latent.zoo' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"sb3_latent.zoo.{_EXPORTS[name]}"), name)

@@ -22,6 +22,11 @@ from typing import Any
 
 from sb3_latent.zoo.commands import UsageError, cmd_bench, cmd_enjoy, cmd_list, cmd_plot, cmd_train, cmd_tune
 
+#: optional dependencies, by the extra of sb3-latent that installs them
+EXTRAS = {"rl_zoo3": "zoo", "yaml": "zoo", "pandas": "zoo", "optuna": "tune", "optuna_dashboard": "tune",
+          "psycopg": "tune", "psycopg2": "tune", "sqlalchemy": "tune", "dm_control": "dmc", "shimmy": "dmc",
+          "mujoco": "dmc"}
+
 
 def _add_common(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--algo", required=required, help="rad, drqv2, a plugin's (sb3-latent list), sac, td3, ...")
@@ -124,6 +129,13 @@ def main(argv: Sequence[str] | None = None) -> Any:
         result = args.func(args)
     except UsageError as e:
         print(f"sb3-latent {args.command}: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except ModuleNotFoundError as e:
+        extra = EXTRAS.get((e.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"sb3-latent {args.command}: error: this needs {e.name!r}, an optional dependency: "
+              f"pip install 'sb3-latent[{extra}]'", file=sys.stderr)
         raise SystemExit(2) from None
     if argv is None:  # the console script: `sys.exit(main())` must see an exit status, not a result
         raise SystemExit(result if isinstance(result, int) else 0)

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 
 class UsageError(Exception):
@@ -70,11 +69,15 @@ def _read_run_args(run: Path) -> dict[str, Any]:
     found = sorted(run.glob("*/args.yml"))
     if not run.is_dir() or not found:
         raise UsageError(f"--resume {run}: not a run folder of `sb3-latent train` (no ENV/args.yml in it)")
+    import yaml
+
     class Loader(yaml.SafeLoader):  # rl_zoo3 writes args.yml as an OrderedDict: its one non-plain tag
         pass
 
-    Loader.add_constructor("tag:yaml.org,2002:python/object/apply:collections.OrderedDict",
-                           lambda loader, node: dict(loader.construct_sequence(node, deep=True)[0]))
+    def ordered_dict(loader: yaml.SafeLoader, node: Any) -> dict[str, Any]:
+        return dict(loader.construct_sequence(node, deep=True)[0])
+
+    Loader.add_constructor("tag:yaml.org,2002:python/object/apply:collections.OrderedDict", ordered_dict)
     data = yaml.load(found[0].read_text(), Loader=Loader) or {}  # noqa: S506 - a SafeLoader
     return data if isinstance(data, dict) else {}
 
@@ -281,7 +284,7 @@ def cmd_list(args: argparse.Namespace) -> list[dict[str, str]]:
 
     rows = []
     for e, error in registry.check(args.kind):
-        status = "ok" if error is None else f"BROKEN: {error}"
+        status = "ok" if error is None else error
         rows.append({"kind": e.kind, "name": e.name, "target": e.target, "from": e.distribution, "status": status})
     width = {k: max([len(k)] + [len(r[k]) for r in rows]) for k in ("kind", "name", "from", "target")}
     print("  ".join(k.ljust(width[k]) for k in ("kind", "name", "from", "target")) + "  status")
