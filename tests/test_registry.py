@@ -61,7 +61,8 @@ def test_a_plugin_cannot_shadow_a_built_in(tmp_path, monkeypatch) -> None:
     dist = tmp_path / "shadow_plugin-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: shadow-plugin\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[sb3_latent.extractors]\nflare = sb3_latent.extractors:PixelFlowExtractor\n")
+    (dist / "entry_points.txt").write_text("[sb3_latent.extractors]\n"
+                                           "flare = sb3_latent.extractors:PixelFlowExtractor\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.warns(UserWarning, match="the name 'flare' belongs to a built-in extractor"):
         assert registry.load("extractors", "flare") is FlareExtractor  # the built-in, never the plugin's
