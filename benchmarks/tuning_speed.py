@@ -1,5 +1,7 @@
-"""Distributed tuning: trials per hour with 1 and 2 worker processes on one PostgreSQL study, and the env
-steps that pruning saves against no pruning for the same number of trials.
+"""Distributed tuning: trials per hour of 1 and 2 workers on one PostgreSQL study; env steps saved by pruning.
+
+Trials per hour with 1 and 2 worker processes on one study, and the env steps that pruning saves against no
+pruning for the same number of trials.
 
 Workers are `sb3-latent tune` processes (one torch thread each) sharing a study in a local PostgreSQL
 server (`.ci/postgres.sh`, or `$SB3_LATENT_POSTGRES_URL`). Every trial is RAD + Flare on the moving-dot
