@@ -22,6 +22,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
+    p.set_defaults(question=description)  # what write() records as the benchmark's question
     p.add_argument("--quick", action="store_true", help="tiny sizes, about a minute; writes <name>.quick.*")
     p.add_argument("--out", type=Path, default=RESULTS, help=f"results folder (default {RESULTS})")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats (median reported)")
@@ -42,8 +43,19 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(["python", *sys.orig_argv[1:]]),
     }
+
+
+def command() -> str:
+    """This process's command line, as a reader would type it."""
+    return " ".join(["python", *sys.orig_argv[1:]])
+
+
+def goal(value: float, target: float, at_least: bool = True) -> dict[str, Any]:
+    """One entry of a result's ``goals``: ``met`` is ``value >= target`` (``value <= target`` when not
+    ``at_least``, e.g. a memory ratio), ``direction`` says which."""
+    return {"target": target, "value": value, "met": bool(value >= target if at_least else value <= target),
+            "direction": ">=" if at_least else "<="}
 
 
 def median_rate(fn: Callable[[], int], repeats: int, warmup: Callable[[], Any] | None = None) -> dict[str, float]:
@@ -73,19 +85,30 @@ def fill(buffer: ReplayBuffer, n_frames: int = 3, seed: int = 0) -> None:
         buffer.add(obs, np.concatenate(frames)[None], action, rng.random(1), np.zeros(1), [{}])
 
 
-def write(name: str, args: argparse.Namespace, results: dict[str, Any], table: str) -> Path:
-    """Write ``<name>.json`` (numbers + machine) and ``<name>.md`` (a table for people)."""
+def write(name: str, args: argparse.Namespace, results: dict[str, Any], table: str,
+          goals: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Write ``<name>.json`` and ``<name>.md`` (a table for people); return what the JSON holds.
+
+    Every benchmark's JSON has the same top-level keys: ``name`` (the script's), ``question`` (the
+    description given to :func:`parser`: the first line of the script's docstring), ``command``, ``quick``,
+    ``machine`` (:func:`machine`), ``results`` (the numbers) and ``goals``
+    (``{goal: {target, value, met, direction}}``, see :func:`goal`; ``{}`` where the benchmark has none)."""
+    question = args.question
     stem = f"{name}.quick" if args.quick else name
     args.out.mkdir(parents=True, exist_ok=True)
-    payload = {"benchmark": name, "quick": args.quick, "machine": machine(), **results}
+    payload = {"name": name, "question": question, "command": command(), "quick": args.quick,
+               "machine": machine(), "results": results, "goals": goals or {}}
     (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n")
     m = payload["machine"]
-    header = (f"# {name}{' (quick mode)' if args.quick else ''}\n\n"
-              f"`{m['command']}` on {m['cpu_count']} CPU cores, GPU: {m['gpu'] or 'none'}, "
+    header = (f"# {name}{' (quick mode)' if args.quick else ''}\n\n{question}\n\n"
+              f"`{payload['command']}` on {m['cpu_count']} CPU cores, GPU: {m['gpu'] or 'none'}, "
               f"torch {m['torch']}, SB3 {m['stable_baselines3']}, {m['date']}\n\n")
-    (args.out / f"{stem}.md").write_text(header + table.rstrip() + "\n")
-    print(header + table)
-    return args.out / f"{stem}.json"
+    lines = [f"- {k}: {g['value']:.3g} (goal {g['direction']} {g['target']:g}: {'met' if g['met'] else 'NOT met'})"
+             for k, g in payload["goals"].items()]
+    footer = "\nGoals:\n\n" + "\n".join(lines) + "\n" if lines else ""
+    (args.out / f"{stem}.md").write_text(header + table.rstrip() + "\n" + footer)
+    print(header + table + footer)
+    return payload
 
 
 def md_table(headers: list[str], rows: list[list[Any]]) -> str:

@@ -10,7 +10,7 @@ task), and, because DreamerV3's learning rates are set for ~10^5 updates and a C
 ``--model-lr`` and ``--ac-lr``. Evaluation: the policy's samples (as DreamerV3 acts), 5 episodes, every
 ``--eval-every`` frames; the random policy's return is measured for reference. ``--paper`` keeps the zoo entry
 as it is (a GPU run).
-Writes ``dreamer_dmc.{json,md,png}`` and ``dreamer_openloop.{png,gif}`` (truth / model / difference).
+Writes ``dreamer_dmc.{json,md,png}`` and ``dreamer_dmc.openloop.{png,gif}`` (truth / model / difference).
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     curve = learn_on_budget(model, eval_env, args.frames, repeat, args.minutes, args.eval_every, n_eval)
     stem = "dreamer_dmc.quick" if args.quick else "dreamer_dmc"
     args.out.mkdir(parents=True, exist_ok=True)
-    write_open_loop(model, args.out / ("dreamer_openloop.quick.png" if args.quick else "dreamer_openloop.png"),
+    write_open_loop(model, args.out / f"{stem}.openloop.png",
                     context=5, horizon=15 if not args.quick else 5)
     plot_curve(curve, random, args.out / f"{stem}.png", f"Dreamer (ours, size {args.size}), policy samples",
                f"Dreamer, {args.task} from pixels, CPU budget", repeat)
@@ -100,10 +100,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                      f"{model.policy.actor_lr:g} (zoo entry: 1e-4, 3e-5)")
     schedule += ", bfloat16 compute (amp)" if args.amp else ", float32"
     table += (f"\nOne seed; 64x64 frames; {schedule}. Curve: `{stem}.png`; open-loop predictions: "
-              "`dreamer_openloop.png` / `.gif` (rows: truth, model, difference; a red edge marks imagined frames).\n")
+              f"`{stem}.openloop.png` / `.gif` (rows: truth, model, difference; a red edge marks imagined frames).\n")
     out = {"task": args.task, "curve": curve, "random_returns": random, "schedule": vars(args) | {"out": str(args.out)}}
-    write("dreamer_dmc", args, out, table)
-    return out
+    del out["schedule"]["question"]
+    return write("dreamer_dmc", args, out, table)
 
 
 if __name__ == "__main__":

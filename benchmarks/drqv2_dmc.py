@@ -160,8 +160,7 @@ def report(runs: list[dict[str, Any]], tasks: list[str], seeds: int, job: dict[s
     args.out.mkdir(parents=True, exist_ok=True)
     plot(runs, tasks, args.out / f"{stem}.png")
     out = {"tasks": tasks, "seeds": seeds, "budget": job, "runs": runs}
-    write("drqv2_dmc", args, out, table)
-    return out
+    return write("drqv2_dmc", args, out, table)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -197,8 +196,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             runs = pool.map(run_one, jobs, chunksize=1)
     else:
         runs = [run_one(j) for j in jobs]
-    out = report(runs, tasks, seeds, job, args)
-    return out
+    return report(runs, tasks, seeds, job, args)
 
 
 if __name__ == "__main__":

@@ -126,8 +126,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     table = md_table(["task", *VARIANTS], table_rows)
     table += (f"\nFinal evaluation return (5 episodes, deterministic), mean ± std over {seeds} seeds. "
               f"Budget: {budget}. SAC 256x256, batch 256, lr 1e-3. Curves: `{stem}.png`.\n")
-    write("flare_state", args, {"tasks": tasks, "seeds": seeds, "summary": summary, "runs": runs}, table)
-    return summary
+    return write("flare_state", args, {"tasks": tasks, "seeds": seeds, "summary": summary, "runs": runs}, table)
 
 
 if __name__ == "__main__":

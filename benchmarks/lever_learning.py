@@ -131,8 +131,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"{job['starts']}), LeVER T_f = {job['T_f']:,} updates, K = 4; small buffer: {job['small']:,} "
               f"transitions. Mean ± std over {seeds} seed(s); curves: `{stem}.png`.\n")
     out = {"job": job, "seeds": seeds, "summary": summary, "runs": runs}
-    write("lever_learning", args, out, table)
-    return out
+    return write("lever_learning", args, out, table)
 
 
 if __name__ == "__main__":

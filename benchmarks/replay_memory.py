@@ -28,7 +28,7 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 
-from benchmarks.common import md_table, median_rate, parser, write
+from benchmarks.common import goal, md_table, median_rate, parser, write
 from sb3_latent.buffers import FrameStoreReplayBuffer
 
 BUFFERS = {
@@ -176,11 +176,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"{'met' if min(speeds) >= 0.5 else 'NOT met'}).\n")
     out = {"obs_shape": [N_FRAMES * FRAME[0], *FRAME[1:]], "episode_length": EPISODE, "buffer_size": size,
            "batch_size": BATCH, "runs": runs,
-           "goals": {"memory_ratio": memory, "memory_goal": 0.2, "memory_met": memory <= 0.2,
-                     "rss_ratio_filled": rss_ratio, "sample_speed_ratio": min(speeds),
-                     "sample_speed_ratios": speeds, "sample_goal": 0.5, "sample_met": min(speeds) >= 0.5}}
-    write("replay_memory", args, out, table)
-    return out
+           "ratios": {"memory_vs_sb3": memory, "rss_vs_sb3_filled": rss_ratio, "sample_speed_vs_sb3": speeds}}
+    goals = {"memory_vs_sb3": goal(memory, 0.2, at_least=False), "sample_speed_vs_sb3": goal(min(speeds), 0.5)}
+    return write("replay_memory", args, out, table, goals)
 
 
 if __name__ == "__main__":

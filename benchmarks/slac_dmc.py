@@ -6,7 +6,7 @@ stops at ``--minutes`` (45) or ``--frames``. On two CPU cores the paper's schedu
 run shrinks what costs time and says so: ``--learning-starts`` random steps, ``--pretrain`` model
 updates, ``--batch-size`` and ``--model-batch-size``. Evaluation: the stochastic policy (as the paper),
 5 episodes, every ``--eval-every`` frames; the random policy's return is measured for reference.
-Writes ``slac_dmc.{json,md,png}`` and ``slac_rollouts.png`` (true / posterior / conditional prior / prior).
+Writes ``slac_dmc.{json,md,png}`` and ``slac_dmc.rollouts.png`` (true / posterior / conditional prior / prior).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     curve = learn_on_budget(model, eval_env, args.frames, repeat, args.minutes, args.eval_every, n_eval)
     stem = "slac_dmc.quick" if args.quick else "slac_dmc"
     args.out.mkdir(parents=True, exist_ok=True)
-    write_rollouts(model, args.out / ("slac_rollouts.quick.png" if args.quick else "slac_rollouts.png"))
+    write_rollouts(model, args.out / f"{stem}.rollouts.png")
     plot_curve(curve, random, args.out / f"{stem}.png", "SLAC (ours), stochastic policy",
                f"SLAC, {args.task} from pixels, CPU budget", repeat)
     rows = [[args.task, f"{curve[-1][0]:,}", f"{curve[-1][1]:.0f}", f"{max(v for _, v, _ in curve):.0f}",
@@ -78,10 +78,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     table += (f"\nOne seed; 64x64 frames, action repeat {repeat}, paper networks; CPU schedule: "
               f"{args.learning_starts:,} random steps, {args.pretrain:,} model-only updates, "
               f"SAC batch {args.batch_size}, model batch {args.model_batch_size} (paper: 10k, 100k, 256, 32). "
-              f"Curve: `{stem}.png`; model samples: `slac_rollouts.png`.\n")
+              f"Curve: `{stem}.png`; model samples: `{stem}.rollouts.png`.\n")
     out = {"task": args.task, "curve": curve, "random_returns": random, "schedule": vars(args) | {"out": str(args.out)}}
-    write("slac_dmc", args, out, table)
-    return out
+    del out["schedule"]["question"]
+    return write("slac_dmc", args, out, table)
 
 
 if __name__ == "__main__":

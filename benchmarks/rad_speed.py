@@ -27,7 +27,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from torch import nn
 
-from benchmarks.common import fill, md_table, median_rate, parser, write
+from benchmarks.common import fill, goal, md_table, median_rate, parser, write
 from sb3_latent import RAD, RandomTranslate, flare_kwargs, make_moving_dot_env
 from sb3_latent.extractors import RadEncoder, weight_init
 
@@ -148,19 +148,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rad = results["RAD (stacked frames)"]["median_per_s"]
     ratios = {"rad_vs_textbook": rad / results["textbook RAD"]["median_per_s"],
               "flare_vs_rad": results["RAD + Flare"]["median_per_s"] / rad}
-    goals = {"rad_vs_textbook_goal": 1.0, "rad_vs_textbook_met": ratios["rad_vs_textbook"] >= 1.0,
-             "flare_vs_rad_goal": 0.5, "flare_vs_rad_met": ratios["flare_vs_rad"] >= 0.5}
+    goals = {"rad_vs_textbook": goal(ratios["rad_vs_textbook"], 1.0), "flare_vs_rad": goal(ratios["flare_vs_rad"], 0.5)}
     rows = [[name, r["median_per_s"], f"{r['median_per_s'] / rad:.2f}x"] for name, r in results.items()]
     table = md_table(["update", "gradient updates/s", "vs RAD (stacked)"], rows)
     table += (f"\n{size}x{size}, 3 stacked RGB frames, batch {batch}, MLP 1024x2 for the RAD rows (SB3 default "
               f"256x2 for stock SAC), {n_updates} updates per repeat, median of {repeats}.\n"
               f"RAD / textbook: {ratios['rad_vs_textbook']:.2f}x (goal >= 1: "
-              f"{'met' if goals['rad_vs_textbook_met'] else 'NOT met'}); RAD + Flare / RAD: "
-              f"{ratios['flare_vs_rad']:.2f}x (goal >= 0.5: {'met' if goals['flare_vs_rad_met'] else 'NOT met'}).\n")
+              f"{'met' if goals['rad_vs_textbook']['met'] else 'NOT met'}); RAD + Flare / RAD: "
+              f"{ratios['flare_vs_rad']:.2f}x (goal >= 0.5: {'met' if goals['flare_vs_rad']['met'] else 'NOT met'}).\n")
     out = {"size": size, "batch_size": batch, "n_frames": 3, "updates_per_repeat": n_updates, "results": results,
-           "ratios": ratios, "goals": goals}
-    write("update_speed", args, out, table)
-    return out
+           "ratios": ratios}
+    return write("rad_speed", args, out, table, goals)
 
 
 if __name__ == "__main__":

@@ -92,8 +92,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               "only show the pipeline runs, they are not comparable with the paper.\n" if args.quick else
               "10 evaluation episodes per checkpoint; settings from zoo_configs/ (Flare Table A.4).\n"))
     out = {"tasks": tasks, "seeds": seeds, "checkpoints_env_steps": checkpoints, "runs": runs}
-    write("flare_pixels", args, out, table)
-    return out
+    return write("flare_dmc", args, out, table)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from benchmarks.common import md_table, median_rate, parser, write
+from benchmarks.common import goal, md_table, median_rate, parser, write
 from sb3_latent.algos.dreamer import PAPER_XS, SIZES, Dreamer
 from sb3_latent.algos.dreamer.dreamer import bf16_supported
 from sb3_latent.buffers.sequence import SequenceSamples
@@ -98,8 +98,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               "(dreamerv3-torch on this CPU, float32, its default precision); the anchor for the paper's XS (8.3M "
               "here) is a 7.0M configuration. bfloat16: `Dreamer(..., amp=True)`, autocast compute as the official "
               "code's `compute_dtype: bfloat16` (parameters, optimizer and losses in float32).\n")
-    write("dreamer", args, {"results": results, "sizes": {k: SIZES.get(k, PAPER_XS) for k in sizes}}, table)
-    return {"results": results}
+    goals = {f"{k} vs dreamerv3-torch": goal(r["anchor"]["ratio"], 1.5) for k, r in results.items()
+             if r["anchor"]["ratio"] is not None}
+    return write("dreamer_speed", args, {"results": results, "sizes": {k: SIZES.get(k, PAPER_XS) for k in sizes}},
+                 table, goals)
 
 
 if __name__ == "__main__":

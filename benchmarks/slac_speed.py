@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import md_table, median_rate, parser, write
+from benchmarks.common import goal, md_table, median_rate, parser, write
 from sb3_latent import SLAC, make_moving_dot_env
 from sb3_latent.algos.slac.policies import FullConv2d, FullConvTranspose2d, LatentModel, gaussian_kl, gaussian_nll
 
@@ -176,8 +176,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"and batch: relative difference {same:.1e}.\n")
     out = {"results": results, "ratios": ratios, "same_maths_rel_diff": same, "reference_port": REFERENCE_PORT,
            "batches": batches}
-    write("slac", args, out, table)
-    return out
+    return write("slac_speed", args, out, table, {f"{k}_ours_vs_textbook": goal(r, 1.2) for k, r in ratios.items()})
 
 
 if __name__ == "__main__":

@@ -155,8 +155,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
            "bytes_per_env_step": memory, "rss_growth_per_observation": rss_per_obs, "sampling": sampling,
            "ratios": {"sequence_rows_L9_vs_ours": rows_l9, "sequence_rows_L64_vs_ours": rows_l64,
                       "sb3_default_vs_ours": sb3}}
-    write("sequence_buffer", args, out, table)
-    return out
+    return write("sequence_buffer_memory", args, out, table)
 
 
 if __name__ == "__main__":

@@ -58,8 +58,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     table += (f"\n{size}x{size} frames, 3 stacked, batch {batch}, SB3 SAC defaults otherwise (MLP 256x256, "
               f"features: NatureCNN 512, Flare family 64); {n_updates} updates per repeat, median of {repeats}.\n")
     out = {"size": size, "batch_size": batch, "n_frames": 3, "updates_per_repeat": n_updates, "results": results}
-    write("extractors", args, out, table)
-    return out
+    return write("extractors_speed", args, out, table)
 
 
 if __name__ == "__main__":
