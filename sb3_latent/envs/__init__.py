@@ -16,7 +16,6 @@ from sb3_latent.envs.atari import (
     make_atari_gym_env,
     register_atari_envs,
 )
-
 from sb3_latent.envs.dmc import (
     DEFAULT_ACTION_REPEAT,
     DEFAULT_CAMERA,
