@@ -136,6 +136,7 @@ class Rainbow(ContractsMixin, OffPolicyAlgorithm):
     :param exploration_fraction: without noisy nets: fraction of training over which epsilon falls
     :param exploration_initial_eps: its first value
     :param exploration_final_eps: its last value
+    :param check_finite: stop with a ``NonFiniteError`` naming the first non-finite loss or target and its update
     Other parameters as SB3's ``DQN``.
     """
 
@@ -185,6 +186,7 @@ class Rainbow(ContractsMixin, OffPolicyAlgorithm):
         verbose: int = 0,
         seed: int | None = None,
         device: torch.device | str = "auto",
+        check_finite: bool = True,
         _init_setup_model: bool = True,
     ) -> None:
         given = {k: v for k, v in locals().items() if k in _DER and v is not None}
@@ -194,7 +196,7 @@ class Rainbow(ContractsMixin, OffPolicyAlgorithm):
         missing = sorted(set(_DER) - set(s))
         if missing:
             raise ValueError(f"preset=None needs every hyperparameter; missing {missing}")
-        self.preset = preset
+        self.preset, self.check_finite = preset, check_finite
         self.n_steps, self.v_min, self.v_max, self.n_atoms = int(s["n_steps"]), s["v_min"], s["v_max"], s["n_atoms"]
         self.noisy, self.sigma0, self.dueling = bool(s["noisy"]), float(s["sigma0"]), bool(s["dueling"])
         self.distributional, self.double, self.prioritized = bool(s["distributional"]), bool(s["double"]), \
