@@ -35,6 +35,7 @@ The update (one gradient step, batch of n-step transitions ``(s_t, a_t, R_t^(n),
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -190,6 +191,9 @@ class Rainbow(ContractsMixin, OffPolicyAlgorithm):
         _init_setup_model: bool = True,
     ) -> None:
         given = {k: v for k, v in locals().items() if k in _DER and v is not None}
+        action_space = getattr(env, "action_space", None)
+        if action_space is not None and not isinstance(action_space, spaces.Discrete):
+            raise TypeError(f"Rainbow needs discrete actions (a Discrete action space), got {action_space}")
         if preset is not None and preset not in PRESETS:
             raise ValueError(f"Unknown Rainbow preset {preset!r}; expected one of {sorted(PRESETS)} or None")
         s = {**(PRESETS[preset] if preset is not None else {}), **given}
@@ -218,6 +222,7 @@ class Rainbow(ContractsMixin, OffPolicyAlgorithm):
             verbose=verbose, device=device, seed=seed, sde_support=False, support_multi_env=True,
             supported_action_spaces=(spaces.Discrete,),
         )
+        self.n_steps = int(s["n_steps"])  # SB3's n_steps; our buffers get it through their kwargs
         if _init_setup_model:
             self._setup_model()
 
@@ -257,7 +262,9 @@ class Rainbow(ContractsMixin, OffPolicyAlgorithm):
         if image and "features_extractor_class" not in pk:
             pk["features_extractor_kwargs"] = {"arch": self.arch, **pk.get("features_extractor_kwargs", {})}
         self.policy_kwargs = pk
-        super()._setup_model()
+        with warnings.catch_warnings():  # the buffer is configured for n-step returns above
+            warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored because a custom")
+            super()._setup_model()
         self.q_net, self.q_net_target = self.policy.q_net, self.policy.q_net_target
         self.exploration_schedule = LinearSchedule(self.exploration_initial_eps, self.exploration_final_eps,
                                                    self.exploration_fraction)
