@@ -282,3 +282,56 @@ def test_a_short_atari_run() -> None:
     assert model._n_updates == 200 and np.isfinite(model.logger.name_to_value["train/loss"])
     reward, _ = evaluate_policy(model, make_atari_env("Pong", training=False, seed=1, max_frames=2000), 1)
     assert -21 <= reward <= 21
+
+
+# --- LeVER on Rainbow ---------------------------------------------------------------------------------------------
+
+
+def test_lever_freeze_keeps_priorities_and_targets_read_online_latents() -> None:
+    from sb3_latent import LeVERExtractor, LeVERReplayBuffer
+    from sb3_latent.algos.rainbow import PrioritizedLeVERReplayBuffer
+
+    env = make_moving_dot_env(frame_stack=3, size=36, action_type="discrete", episode_length=20, seed=0)
+    model = Rainbow("CnnPolicy", env, seed=0, replay_buffer_class=PrioritizedLeVERReplayBuffer,
+                    replay_buffer_kwargs=dict(T_f=40), **{**SMALL, "buffer_size": 50})
+    b = model.replay_buffer
+    assert isinstance(b, PrioritizedLeVERReplayBuffer) and isinstance(model.q_net.features_extractor, LeVERExtractor)
+    assert (b.freeze_mode, b.K, b.augment, b.n_steps) == ("conv", 1, None, 3)  # the paper's Atari choices
+    model.learn(60)  # 30 updates: not frozen yet; the buffer has wrapped around (row 10 is the oldest)
+    assert not b.frozen and model._n_updates == 30 and b.full and b.pos == 10
+    leaves = np.arange(50)
+    b.update_priorities(leaves, np.arange(1, 51, dtype=float))  # distinct priorities
+    oldest_first = (np.arange(50) + 10) % 50
+    before = [b.tree[oldest_first], b.rewards[oldest_first, 0].copy(), b.actions[oldest_first, 0, 0].copy()]
+    conv = [p.detach().clone() for p in model.q_net.features_extractor.cnn.parameters()]
+    b.freeze()
+    assert b.frozen and b.buffer_size > 50 and b.pos == 50
+    # LeVER re-lays the transitions oldest first; each keeps its priority
+    for x, y in zip(before, [b.tree[leaves], b.rewards[:50, 0], b.actions[:50, 0, 0]], strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert b.tree.total == pytest.approx(before[0].sum())
+    assert all(not p.requires_grad and p not in model.policy.optimizer.state
+               for p in model.q_net.features_extractor.cnn.parameters())
+    model.learn(40, reset_num_timesteps=False)
+    assert all(torch.equal(a, p) for a, p in zip(conv, model.q_net.features_extractor.cnn.parameters(), strict=True))
+    # a new transition (a latent now) gets the largest priority; samples are latents (B, N=1, L) with IS weights
+    obs = model._last_obs
+    nxt, reward, done, infos = model.env.step(np.array([0]))
+    real = infos[0]["terminal_observation"][None] if done[0] else nxt
+    b.add(obs, real, np.array([[0]]), reward, done, infos)
+    assert b.tree[np.array([b.pos - 1])][0] == pytest.approx(b.max_priority)
+    model._last_obs = nxt
+    batch = b.sample(8)
+    assert batch.observations.shape == (8, 1, b.z_next.shape[-1]) and batch.weights.shape == (8, 1)
+    # the stored latent of the newest next_obs is the online encoder's output: the target network reads it
+    newest = torch.as_tensor(real, dtype=torch.float32) / 255.0
+    with torch.no_grad():
+        online = model.q_net.features_extractor.split.latent(newest)[0].numpy()
+    np.testing.assert_allclose(b.z_next[(b.n_added - 1) % len(b.z_next), 0, 0, 0], online, rtol=1e-5, atol=1e-6)
+    # the paper's code (preset "lever"): uniform replay, LeVER's own buffer
+    plain = Rainbow("CnnPolicy", env, preset="lever", seed=0, replay_buffer_class=LeVERReplayBuffer,
+                    replay_buffer_kwargs=dict(T_f=30, T_f_unit="steps"), **{**SMALL, "buffer_size": 300})
+    plain.learn(60)
+    assert plain.replay_buffer.frozen and np.isfinite(plain.logger.name_to_value["train/loss"])
+    with pytest.raises(ValueError, match="prioritized=True needs a prioritized buffer"):
+        Rainbow("CnnPolicy", env, replay_buffer_class=LeVERReplayBuffer, **SMALL)

@@ -241,11 +241,18 @@ class Rainbow(ContractsMixin, OffPolicyAlgorithm):
             self.replay_buffer_class = PrioritizedFrameStoreReplayBuffer if self.prioritized \
                 else NStepFrameStoreReplayBuffer
         cls = self.replay_buffer_class
-        if issubclass(cls, (NStepFrameStoreReplayBuffer, PrioritizedFrameStoreReplayBuffer)) or \
-                getattr(cls, "n_step_sampling", None) is not None:
+        from sb3_latent.lever import LeVERReplayBuffer
+
+        if issubclass(cls, (NStepFrameStoreReplayBuffer, PrioritizedFrameStoreReplayBuffer, LeVERReplayBuffer)):
             kwargs.setdefault("n_frames", self._default_n_frames())
             kwargs.setdefault("n_steps", self.n_steps)
             kwargs.setdefault("gamma", self.gamma)
+        elif self.n_steps > 1:
+            raise ValueError(f"n_steps={self.n_steps} needs a buffer with n-step returns; {cls.__name__} has none "
+                             "(use NStepFrameStoreReplayBuffer, PrioritizedFrameStoreReplayBuffer or n_steps=1)")
+        if issubclass(cls, LeVERReplayBuffer):  # the LeVER paper's Atari choices (Appendix E, H)
+            for key, value in (("freeze", "conv"), ("K", 1), ("augment", None)):
+                kwargs.setdefault(key, value)
         if self.prioritized and issubclass(cls, PrioritizedFrameStoreReplayBuffer):
             kwargs.setdefault("alpha", self.alpha)
             kwargs.setdefault("beta", self.beta)
