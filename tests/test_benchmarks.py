@@ -154,3 +154,14 @@ def test_dreamer_dmc_benchmark_quick(tmp_path) -> None:
     assert out["curve"][-1][0] == 1_600 and len(out["random_returns"]) == 1
     assert (tmp_path / "dreamer_openloop.quick.png").stat().st_size > 0
     assert (tmp_path / "dreamer_openloop.quick.gif").exists() and (tmp_path / "dreamer_dmc.quick.png").exists()
+
+
+@pytest.mark.atari
+def test_rainbow_speed_benchmark_quick(tmp_path) -> None:
+    from benchmarks import rainbow_speed
+
+    out = rainbow_speed.main(["--quick", "--out", str(tmp_path)])
+    assert set(out["results"]) >= {"textbook DER", "Rainbow (ours)"}
+    assert all(r["median_per_s"] > 0 for r in out["results"].values())
+    assert out["same_maths_max_abs_diff"] < 1e-4  # one update of ours = one textbook DER update, up to rounding
+    assert "Rainbow / textbook" in (tmp_path / "rainbow_speed.quick.md").read_text()

@@ -71,9 +71,10 @@ class NoisyLinear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.noise:
             return F.linear(x, self.weight, self.bias)
-        # (mu + sigma * eps_out eps_in^T) x = mu x + eps_out * (sigma (eps_in * x)): no outer product needed
-        return (F.linear(x, self.weight, self.bias) + self.eps_out * F.linear(x * self.eps_in, self.weight_sigma)
-                + self.bias_sigma * self.eps_out)
+        # the noisy weight materialised: one matmul forward and one per gradient, where the factorised form
+        # (mu x + eps_out * (sigma (eps_in * x))) needs two; cheaper while the batch is below the layer's widths
+        weight = self.weight + self.weight_sigma * torch.outer(self.eps_out, self.eps_in)
+        return F.linear(x, weight, self.bias + self.bias_sigma * self.eps_out)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, sigma0={self.sigma0}"
@@ -122,7 +123,11 @@ class RainbowCNN(NatureCNN):
         if n < 1:
             raise ValueError(f"images of shape {observation_space.shape} are too small for the {arch!r} encoder")
         BaseFeaturesExtractor.__init__(self, observation_space, n)
-        self.cnn, self.linear = cnn, nn.Sequential(_Passthrough(n))
+        # channels-last convolutions: ~1.5x faster forward + backward on CPU at DER's sizes (benchmarks/rainbow_speed)
+        self.cnn, self.linear = cnn.to(memory_format=torch.channels_last), nn.Sequential(_Passthrough(n))  # type: ignore[call-overload]
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.cnn(observations.contiguous(memory_format=torch.channels_last)))
 
 
 class RainbowQNetwork(BasePolicy):
