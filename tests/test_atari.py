@@ -125,3 +125,23 @@ def test_frame_store_on_one_channel_frames(n_step: bool) -> None:
             assert y is None
         else:
             np.testing.assert_array_equal(x.numpy(), y.numpy(), err_msg=field)
+
+
+@pytest.mark.parametrize("algo", ["dqn", "qrdqn"])
+def test_attach_lever_with_stock_dqn_and_qrdqn_on_atari(algo: str) -> None:
+    """LeVER on stock SB3 DQN / sb3-contrib QR-DQN on real Atari frames: NatureCNN's convolutions freeze (the paper's
+    Atari choice), the buffer then replays 3136-float latents."""
+    from sb3_contrib import QRDQN
+    from stable_baselines3 import DQN
+
+    from sb3_latent import attach_lever
+
+    cls = {"dqn": DQN, "qrdqn": QRDQN}[algo]
+    model = cls("CnnPolicy", make_atari_env("Breakout", seed=0), buffer_size=300, learning_starts=20, batch_size=8,
+                train_freq=1, seed=0)
+    model = attach_lever(model, T_f=30, K=1, augment=None, freeze="conv", n_frames=4)
+    model.learn(80)
+    buffer = model.replay_buffer
+    assert buffer.frozen and buffer.z_next.shape[-1] == 3136 and buffer.buffer_size > 300
+    net = model.policy.q_net if algo == "dqn" else model.policy.quantile_net
+    assert all(not p.requires_grad for p in net.features_extractor.cnn.parameters())

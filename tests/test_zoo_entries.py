@@ -13,7 +13,8 @@ pytestmark = pytest.mark.dmc
 
 #: the algorithm of each shipped file (a new file without a row here fails below)
 ALGO = {"rad": "rad", "rad_flare": "rad", "rad_lever": "rad", "drqv2": "drqv2", "drqv2_lever": "drqv2",
-        "sac_flare": "sac", "slac": "slac", "dreamer": "dreamer", "rainbow": "rainbow"}
+        "sac_flare": "sac", "slac": "slac", "dreamer": "dreamer", "rainbow": "rainbow",
+        "rainbow_lever": "rainbow"}
 #: tiny sizes per algorithm: (n_timesteps, --hyperparams, --env-kwargs)
 _SMALL = ["buffer_size:200", "batch_size:4", "policy_kwargs.net_arch:[8]"]
 TINY = {
@@ -48,6 +49,8 @@ def tiny_args(name: str, env_id: str) -> list[str]:
         hyper = [*hyper, "augment_kwargs.size:28"]
     if "lever" in entry:
         hyper = [*hyper, "lever.T_f:2"]  # the freeze happens inside the run
+    if "T_f" in entry.get("replay_buffer_kwargs", {}):
+        hyper = [*hyper, "replay_buffer_kwargs.T_f:4"]
     return ["-n", str(n), "--hyperparams", *hyper, "--env-kwargs", *env]
 
 

@@ -321,6 +321,10 @@ class Rainbow(ContractsMixin, OffPolicyAlgorithm):
     # --- learning -------------------------------------------------------------------------------
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        if self.prioritized and not hasattr(self.replay_buffer, "update_priorities"):
+            raise ValueError(f"prioritized=True needs a prioritized buffer; {type(self.replay_buffer).__name__} has "
+                             "none (attach_lever puts a uniform LeVERReplayBuffer: use preset='lever' or "
+                             "prioritized=False with it, or replay_buffer_class=PrioritizedLeVERReplayBuffer)")
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         # beta annealed linearly from its initial value to beta_final over training (Schaul et al. 2016, §3.4)
