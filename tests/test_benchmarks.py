@@ -165,3 +165,19 @@ def test_rainbow_speed_benchmark_quick(tmp_path) -> None:
     assert all(r["median_per_s"] > 0 for r in out["results"].values())
     assert out["same_maths_max_abs_diff"] < 1e-4  # one update of ours = one textbook DER update, up to rounding
     assert "Rainbow / textbook" in (tmp_path / "rainbow_speed.quick.md").read_text()
+
+
+@pytest.mark.atari
+def test_lever_atari_benchmark_quick(tmp_path) -> None:
+    from benchmarks import lever_atari
+
+    out = lever_atari.main(["--quick", "--out", str(tmp_path)])
+    plain, lever = out["runs"]
+    # E: conv 32x5x5 s5 on 4x84x84 (16x16 outputs) + conv 64x5x5 s5 (3x3 outputs), multiply-adds per sample
+    assert plain["sizes"]["E"] == 16 * 16 * 32 * 4 * 25 + 3 * 3 * 64 * 32 * 25
+    assert plain["sizes"]["latent"] == 576
+    assert lever["frozen_at"] is not None and plain["frozen_at"] is None
+    # equal FLOP budgets: LeVER's cheaper updates after the freeze buy more env steps
+    assert lever["steps"] > plain["steps"] and min(plain["flops"], lever["flops"]) >= 6e10
+    assert "Rainbow + LeVER (paper)" in (tmp_path / "lever_atari.quick.md").read_text()
+    assert (tmp_path / "lever_atari.quick.png").stat().st_size > 0
