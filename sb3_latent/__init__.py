@@ -4,15 +4,25 @@ Public names live here; everything else is internal.
 """
 
 from sb3_latent import registry
-from sb3_latent.algos import RAD, SLAC, Dreamer, DrQv2
+from sb3_latent.algos import RAD, SLAC, Dreamer, DrQv2, Rainbow
 from sb3_latent.augment import Augmentation, RandomCrop, RandomShift, RandomTranslate, make_augmentation
 from sb3_latent.buffers import (
     FrameStoreReplayBuffer,
     NStepFrameStoreReplayBuffer,
+    PrioritizedFrameStoreReplayBuffer,
     SequenceReplayBuffer,
     SequenceSamples,
 )
-from sb3_latent.envs import MovingDotEnv, dmc_env_id, make_dmc_env, make_dmc_gym_env, make_moving_dot_env
+from sb3_latent.envs import (
+    MovingDotEnv,
+    atari_env_id,
+    dmc_env_id,
+    make_atari_env,
+    make_atari_gym_env,
+    make_dmc_env,
+    make_dmc_gym_env,
+    make_moving_dot_env,
+)
 from sb3_latent.extractors import (
     FlareExtractor,
     LatentStackExtractor,
@@ -42,8 +52,10 @@ __all__ = [
     "MovingDotEnv",
     "NatureEncoder",
     "PixelFlowExtractor",
+    "PrioritizedFrameStoreReplayBuffer",
     "RAD",
     "RadEncoder",
+    "Rainbow",
     "RandomCrop",
     "RandomShift",
     "RandomTranslate",
@@ -51,11 +63,14 @@ __all__ = [
     "SequenceReplayBuffer",
     "SequenceSamples",
     "StateFlareExtractor",
+    "atari_env_id",
     "attach_lever",
     "dmc_env_id",
     "flare_kwargs",
     "latent_stack_kwargs",
     "load_encoder",
+    "make_atari_env",
+    "make_atari_gym_env",
     "make_augmentation",
     "make_dmc_env",
     "make_dmc_gym_env",

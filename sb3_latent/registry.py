@@ -31,13 +31,15 @@ GROUPS: dict[str, str] = {
 #: The built-in parts: ``{kind: {name: "module:attribute"}}``.
 BUILTINS: dict[str, dict[str, str]] = {
     "algorithms": {"rad": "sb3_latent.algos:RAD", "drqv2": "sb3_latent.algos:DrQv2", "slac": "sb3_latent.algos:SLAC",
-                   "dreamer": "sb3_latent.algos:Dreamer"},
+                   "dreamer": "sb3_latent.algos:Dreamer", "rainbow": "sb3_latent.algos:Rainbow"},
     "extractors": {"flare": "sb3_latent.extractors:FlareExtractor",
                    "latent_stack": "sb3_latent.extractors:LatentStackExtractor",
                    "pixel_flow": "sb3_latent.extractors:PixelFlowExtractor",
                    "state_flare": "sb3_latent.extractors:StateFlareExtractor"},
     "buffers": {"frame_store": "sb3_latent.buffers:FrameStoreReplayBuffer",
                 "nstep_frame_store": "sb3_latent.buffers:NStepFrameStoreReplayBuffer",
+                "prioritized_frame_store": "sb3_latent.buffers:PrioritizedFrameStoreReplayBuffer",
+                "prioritized_lever": "sb3_latent.algos.rainbow:PrioritizedLeVERReplayBuffer",
                 "lever": "sb3_latent.lever:LeVERReplayBuffer", "sequence": "sb3_latent.buffers:SequenceReplayBuffer"},
     "augmentations": {"shift": "sb3_latent.augment:RandomShift", "translate": "sb3_latent.augment:RandomTranslate",
                       "crop": "sb3_latent.augment:RandomCrop"},

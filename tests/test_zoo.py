@@ -40,8 +40,10 @@ def test_bad_files_and_keys(tmp_path) -> None:
         build_from_config(RAD, "sb3_latent/MovingDot-v0", load_zoo_config(bad, "anything"), source="bad.yml")
     with pytest.raises(ValueError, match="does not exist"):
         load_zoo_config(tmp_path / "missing.yml", "x")
-    with pytest.raises(ValueError, match="'sb3_latent/cartpole-swingup-pixels-v0' is not in"):
-        load_zoo_config(ZOO / "rad.yml", "sb3_latent/cartpole-swingup-pixels-v0")
+    (tmp_path / "one.yml").write_text("sb3_latent/walker-walk-pixels-v0: {n_timesteps: 10}\n")
+    with pytest.raises(ValueError, match="'sb3_latent/cartpole-swingup-pixels-v0' is not in .*one.yml' \\(and it has "
+                                         "no 'default' entry\\); it has: sb3_latent/walker-walk-pixels-v0"):
+        load_zoo_config(tmp_path / "one.yml", "sb3_latent/cartpole-swingup-pixels-v0")
     (tmp_path / "list.yml").write_text("- 1\n- 2\n")
     with pytest.raises(ValueError, match="must map env ids"):
         load_zoo_config(tmp_path / "list.yml", "x")

@@ -13,7 +13,8 @@ pytestmark = pytest.mark.dmc
 
 #: the algorithm of each shipped file (a new file without a row here fails below)
 ALGO = {"rad": "rad", "rad_flare": "rad", "rad_lever": "rad", "drqv2": "drqv2", "drqv2_lever": "drqv2",
-        "sac_flare": "sac", "slac": "slac", "dreamer": "dreamer"}
+        "sac_flare": "sac", "slac": "slac", "dreamer": "dreamer", "rainbow": "rainbow",
+        "rainbow_lever": "rainbow"}
 #: tiny sizes per algorithm: (n_timesteps, --hyperparams, --env-kwargs)
 _SMALL = ["buffer_size:200", "batch_size:4", "policy_kwargs.net_arch:[8]"]
 TINY = {
@@ -26,6 +27,8 @@ TINY = {
     "dreamer": (8, ["buffer_size:200", "batch_size:2", "batch_length:4", "learning_starts:4", "train_ratio:8",
                     "policy_kwargs.size:{deter: 16, stoch: 4, classes: 4, units: 16, layers: 1, depth: 4}"],
                 ["size:32", "max_episode_steps:4"]),
+    "rainbow": (6, ["buffer_size:200", "batch_size:4", "learning_starts:3", "target_update_interval:4", "n_steps:2",
+                    "hidden:8"], ["max_frames:200"]),
 }
 CASES = [(name, env_id) for name, path in sorted(shipped("zoo config").items())
          for env_id in yaml.safe_load(path.read_text()) if env_id != "default"]
@@ -46,6 +49,8 @@ def tiny_args(name: str, env_id: str) -> list[str]:
         hyper = [*hyper, "augment_kwargs.size:28"]
     if "lever" in entry:
         hyper = [*hyper, "lever.T_f:2"]  # the freeze happens inside the run
+    if "T_f" in entry.get("replay_buffer_kwargs", {}):
+        hyper = [*hyper, "replay_buffer_kwargs.T_f:4"]
     return ["-n", str(n), "--hyperparams", *hyper, "--env-kwargs", *env]
 
 

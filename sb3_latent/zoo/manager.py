@@ -146,6 +146,8 @@ def _rl_zoo3_manager() -> type:
             out = super()._preprocess_hyperparams(hyperparams)
             # rl_zoo3 applies an entry's env_kwargs to the training env only: evaluate on the same env
             self.eval_env_kwargs = dict(self.env_kwargs)
+            if str(self.env_name).endswith("-atari-v0"):  # Atari: evaluate whole games, unclipped scores
+                self.eval_env_kwargs["training"] = False
             if self.resume is not None:  # append to the run's monitor files
                 self.monitor_kwargs = {**self.monitor_kwargs, "override_existing": False}
             return out

@@ -151,6 +151,17 @@ OURS: dict[str, Callable[[type[BaseAlgorithm]], Case]] = {
         env_kwargs=dict(frame_stack=1, size=16),
         recurrent=True,
     ),
+    "rainbow": lambda cls: Case(
+        cls,
+        kwargs=dict(
+            **OFF,
+            n_steps=3,
+            target_update_interval=20,
+            hidden=16,
+            policy_kwargs=dict(features_extractor_kwargs=dict(arch=[(4, 3, 2), (8, 3, 2)])),
+        ),
+        env_kwargs=dict(action_type="discrete"),
+    ),
     "dreamer": lambda cls: Case(
         cls,
         kwargs=dict(

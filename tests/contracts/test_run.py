@@ -66,7 +66,8 @@ def test_nan_rewards_stop_training_with_a_clear_error(name: str) -> None:
     kw = case.env_kwargs
 
     def nan_env():
-        env = NaNReward(MovingDotEnv(size=kw.get("size", 20), episode_length=20))
+        env = NaNReward(MovingDotEnv(size=kw.get("size", 20), episode_length=20,
+                                     action_type=kw.get("action_type", "continuous")))
         stack = kw.get("frame_stack", 3)
         return FrameStack(env, stack) if stack > 1 else env
 
