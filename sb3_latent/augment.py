@@ -71,7 +71,7 @@ class RandomShift(Augmentation):
     ``[-pad, pad]`` per sample. DrQ/DrQ-v2 resample with bilinear ``grid_sample`` on a grid that
     lands on pixel centres, i.e. the integer-shifted padded image; here that image is gathered
     directly (replicate padding = clamped indices): the same values without the interpolation's
-    rounding, about 3x faster on CPU, and uint8 input is read as bytes.
+    rounding, without ``grid_sample``'s arithmetic, and uint8 input is read as bytes.
 
     :param pad: padding in pixels (DrQ-v2: 4 for 84x84 frames)
     """

@@ -10,6 +10,16 @@ torch.set_num_threads(1)  # tiny nets: one thread avoids oversubscribing 2-core 
 
 
 @pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny nets gain nothing from intra-op threads; on a busy 2-core machine, threads that wait for each
+    other make the tests many times slower. Restored after each test (some change it)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
     np.random.seed(0)

@@ -30,15 +30,6 @@ from sb3_latent.algos.dreamer.dreamer import bf16_supported
 from sb3_latent.algos.dreamer.networks import State, feat
 from sb3_latent.algos.dreamer.policies import PARAMS
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # --- maths ------------------------------------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import fill, pixel_env
 from stable_baselines3.common.buffers import NStepReplayBuffer
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import configure
@@ -29,27 +30,9 @@ TINY = dict(features_dim=16, encoder_kwargs={"num_filters": 8})
 FAST = dict(buffer_size=400, batch_size=16, learning_starts=64)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny nets gain nothing from intra-op threads; on a busy 2-core machine, threads that wait for each
-    other make these tests many times slower (minutes instead of seconds)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def pixel_env(**kw):
-    return make_moving_dot_env(n_envs=1, frame_stack=3, seed=0, size=20, **kw)
-
-
 def make(policy_kwargs=None, env=None, **kw):
     pk = {"net_arch": [32, 32], "features_extractor_kwargs": TINY, **(policy_kwargs or {})}
     return DrQv2("CnnPolicy", env or pixel_env(), policy_kwargs=pk, **{"seed": 0, **FAST, **kw})
-
-
-def fill(model, n: int = 80) -> None:
-    model.learn(n)  # learning_starts=64: a few updates at the end
 
 
 def test_defaults_are_the_official_codes() -> None:

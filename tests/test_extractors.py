@@ -151,13 +151,13 @@ def test_detach_encoder_trains_the_head_but_not_the_encoder(cls) -> None:
 
 
 def test_large_cpu_batches_are_encoded_in_chunks_with_the_same_result(monkeypatch) -> None:
-    from sb3_latent.extractors import flare
+    from sb3_latent.extractors import base
 
     ext = small(FlareExtractor, image_space(size=16), n_frames=3)
     x = torch.rand(8, 9, 16, 16)
     whole = ext(x)
     calls = []
     ext.encoder.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
-    monkeypatch.setattr(flare, "CPU_ENCODE_CHUNK", 5)
+    monkeypatch.setattr(base, "CPU_ENCODE_CHUNK", 5)
     torch.testing.assert_close(ext(x), whole)
     assert calls == [5, 5, 5, 5, 4]  # 24 frames in chunks of at most 5

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
+from helpers import shadowed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stable_baselines3 import DQN, SAC, TD3
@@ -21,15 +22,6 @@ from sb3_latent.extractors import flare_kwargs
 
 TINY = dict(features_dim=16, encoder_kwargs={"num_filters": 8}, net_arch=[32, 32])
 ACTIONS = spaces.Box(-1, 1, (2,), np.float32)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Any:
-    """The nets here are tiny: one thread is fastest, and much faster on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 class Stream:
@@ -130,16 +122,9 @@ def test_restart_without_done_starts_a_new_episode() -> None:
     assert list(ours._stack_hi) == [4, 4]  # each env: the first episode and restarts at steps 7, 8 and 20
 
 
-class Shadowed(FrameStoreReplayBuffer):
-    """Ours, also feeding every add to SB3's ReplayBuffer (``self.ref``) to compare against."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.ref = ReplayBuffer(*args[:3], device="cpu", n_envs=self.n_envs)
-
-    def add(self, *args: Any) -> None:
-        super().add(*args)
-        self.ref.add(*args)
+#: ours, also feeding every add to SB3's ReplayBuffer (``self.ref``) to compare against
+Shadowed = shadowed(FrameStoreReplayBuffer, lambda buf, *args: ReplayBuffer(*args[:3], device="cpu", n_envs=buf.n_envs),
+                    __name__)
 
 
 ALGOS = {"SAC": (SAC, "continuous"), "TD3": (TD3, "continuous"), "DQN": (DQN, "discrete")}

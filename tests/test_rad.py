@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
+from helpers import fill, pixel_env
 from stable_baselines3.common.logger import configure
 
 from sb3_latent import (
@@ -20,17 +21,9 @@ TINY = dict(features_dim=16, encoder_kwargs={"num_filters": 8})
 FAST = dict(buffer_size=400, batch_size=16, learning_starts=64, policy_kwargs=None)
 
 
-def pixel_env(**kw):
-    return make_moving_dot_env(n_envs=1, frame_stack=3, seed=0, size=20, **kw)
-
-
 def make(policy_kwargs=None, env=None, **kw):
     args = {**FAST, **kw, "policy_kwargs": {"net_arch": [32, 32], **(policy_kwargs or {})}}
     return RAD("CnnPolicy", env or pixel_env(), seed=0, **args)
-
-
-def fill(model, n: int = 80) -> None:
-    model.learn(n)  # learning_starts=64: a few updates at the end
 
 
 def test_defaults_are_the_flare_papers() -> None:

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
+from helpers import shadowed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stable_baselines3 import SAC
@@ -295,16 +296,8 @@ def test_eviction_is_fifo_of_whole_episodes_and_spares_the_one_being_collected()
     assert heads.observations[:, 0, 0].tolist() == [8.0, 253.0] and heads.is_first[:, 0].tolist() == [0.0, 1.0]
 
 
-class Shadowed(SequenceReplayBuffer):
-    """The buffer, also feeding every add to a :class:`Reference` (``self.ref``)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.ref = Reference(self.buffer_size, self.n_envs)
-
-    def add(self, *args: Any) -> None:  # type: ignore[override]
-        super().add(*args)
-        self.ref.add(*args)
+#: the buffer, also feeding every add to a :class:`Reference` (``self.ref``)
+Shadowed = shadowed(SequenceReplayBuffer, lambda buf, *args: Reference(buf.buffer_size, buf.n_envs), __name__)
 
 
 def test_collects_from_sb3_off_policy_algorithms_with_truncations_and_restarts(tmp_path) -> None:

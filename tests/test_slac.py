@@ -93,7 +93,7 @@ def test_the_model_loss_falls_on_moving_dot() -> None:
     torch.manual_seed(0)
     model = tiny(learning_starts=300, initial_model_updates=0)
     model.learn(300)  # random steps only
-    losses = [model._model_update()["loss"].item() for _ in range(60)]
+    losses = [model.update(model.sample_batch(sac=False))["loss"].item() for _ in range(60)]
     assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:10])
 
 

@@ -23,6 +23,9 @@ from stable_baselines3.common.buffers import BaseBuffer, NStepReplayBuffer, Repl
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
+from sb3_latent.buffers._ring import grow, same
+from sb3_latent.common.checks import check_int
+
 #: layout version of the models and replay buffers sb3-latent writes (a buffer keeps it when pickled); a file of a
 #: newer version is refused at load
 FORMAT_VERSION = 1
@@ -53,8 +56,7 @@ def infer_n_frames(observation_space: spaces.Space, n_frames: int | None = None)
         raise ValueError(f"Cannot infer n_frames for observation space {observation_space}: it is inferred only "
                          "for uint8 images (k*3, H, W) of k RGB frames. Pass it, e.g. "
                          "replay_buffer_kwargs=dict(n_frames=4)")
-    if isinstance(n_frames, bool) or not isinstance(n_frames, (int, np.integer)) or n_frames < 1:
-        raise ValueError(f"n_frames must be an integer >= 1, got {n_frames!r}")
+    check_int("n_frames", n_frames, 1)
     if shape[0] % n_frames:
         raise ValueError(f"n_frames={n_frames} does not divide the {what} {shape[0]} of observation shape {shape}; "
                          f"expected frames stacked along axis 0, e.g. n_frames in "
@@ -64,26 +66,10 @@ def infer_n_frames(observation_space: spaces.Space, n_frames: int | None = None)
 
 def check_n_step(n_steps: Any, gamma: Any) -> tuple[int, float]:
     """``(n_steps, gamma)`` checked: an integer >= 1 and a discount in [0, 1]."""
-    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
-        raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
+    n_steps = check_int("n_steps", n_steps, 1)
     if not 0.0 <= gamma <= 1.0:
         raise ValueError(f"gamma must be in [0, 1], got {gamma!r}")
-    return int(n_steps), float(gamma)
-
-
-def _same(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether two frames (or stacks) are equal, NaN equal to NaN."""
-    return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
-
-
-def _grow(ring: np.ndarray, lo: np.ndarray, hi: np.ndarray, capacity: int) -> np.ndarray:
-    """Copy the live items of a per-env ring (item ``g`` of env ``e`` at ``ring[g % len, e]``, live for
-    ``lo[e] <= g < hi[e]``) into a ring of ``capacity`` items."""
-    new = np.zeros((capacity, *ring.shape[1:]), dtype=ring.dtype)
-    for e in range(ring.shape[1]):
-        g = np.arange(lo[e], hi[e])
-        new[g % capacity, e] = ring[g % len(ring), e]
-    return new
+    return n_steps, float(gamma)
 
 
 class FrameStoreReplayBuffer(ReplayBuffer):
@@ -182,13 +168,13 @@ class FrameStoreReplayBuffer(ReplayBuffer):
         k = self.n_frames
         new = np.ones(k, dtype=bool)
         if k > 1:
-            new[1:] = [not _same(a, b) for a, b in zip(stack[1:], stack[:-1], strict=True)]
+            new[1:] = [not same(a, b) for a, b in zip(stack[1:], stack[:-1], strict=True)]
         u, lo, hi = int(new.sum()), self._pool_lo, self._pool_hi
         if hi[i] + u - lo[i] > len(self._pool):
-            self._pool = _grow(self._pool, lo, hi, 2 * (len(self._pool) + u))
+            self._pool = grow(self._pool, lo, hi, 2 * (len(self._pool) + u))
         self._pool[np.arange(hi[i], hi[i] + u) % len(self._pool), i] = stack[new]
         if self._stack_hi[i] - self._stack_lo[i] >= len(self._stacks):
-            self._stacks = _grow(self._stacks, self._stack_lo, self._stack_hi, 2 * len(self._stacks))
+            self._stacks = grow(self._stacks, self._stack_lo, self._stack_hi, 2 * len(self._stacks))
         self._stacks[self._stack_hi[i] % len(self._stacks), i] = hi[i] + np.cumsum(new) - 1
         hi[i] += u
         self._stack_hi[i] += 1
@@ -228,7 +214,7 @@ class FrameStoreReplayBuffer(ReplayBuffer):
             return
         for i in range(self.n_envs):
             a, b = (obs[i, 1:], next_obs[i, :-1]) if self.validate else (obs[i, -1], next_obs[i, -2])
-            if not _same(a, b):
+            if not same(a, b):
                 raise ValueError(
                     f"env {i}: next_obs is not obs shifted by one frame (frame {k - 1} of obs differs from frame "
                     f"{k - 2} of next_obs). FrameStoreReplayBuffer needs stacks of n_frames={k} frames, oldest "
@@ -247,7 +233,7 @@ class FrameStoreReplayBuffer(ReplayBuffer):
         """Whether ``obs`` (``(k, *frame_shape)``) of env ``i`` equals the ``next_obs`` last added for it:
         its oldest and newest frames, or every frame if validating."""
         k = self.n_frames
-        return all(_same(self._last_next_frame(i, j), obs[j]) for j in (range(k) if self.validate else {0, k - 1}))
+        return all(same(self._last_next_frame(i, j), obs[j]) for j in (range(k) if self.validate else {0, k - 1}))
 
     def add(
         self,
@@ -273,11 +259,25 @@ class FrameStoreReplayBuffer(ReplayBuffer):
         for i in range(self.n_envs):
             if self._ep_step[i] > 0 and not self._continues(i, o[i]):
                 self._ep_step[i] = 0  # the env was reset without done: a new episode
-            if self._ep_step[i] == 0:
-                self._ep_reset[i] = self._push_stack(i, o[i])
-        self.frames[self.n_added % len(self.frames)] = nx[:, -1]
-        self.episode_steps[self.pos] = np.minimum(self._ep_step, np.iinfo(np.int32).max)
+        self._store_observations(o, nx)
+        self._store_step(action, reward, done, infos)
+        if self.full:
+            self._free_stacks()
+
+    def _store_observations(self, obs: np.ndarray, next_obs: np.ndarray) -> None:
+        """Store what the transitions at row ``pos`` need of ``obs`` and ``next_obs`` (``(n_envs, k, *frame_shape)``):
+        the newest frame of next_obs and, for envs starting an episode (``_ep_step == 0``), the reset stack."""
+        for i in np.flatnonzero(self._ep_step == 0):
+            self._ep_reset[i] = self._push_stack(int(i), obs[i])
+        self.frames[self.n_added % len(self.frames)] = next_obs[:, -1]
         self.reset_ids[self.pos] = self._ep_reset
+
+    def _store_step(self, action: np.ndarray, reward: np.ndarray, done: np.ndarray,
+                    infos: list[dict[str, Any]]) -> None:
+        """The bookkeeping of one ``add`` after its observations are stored: the episode step, action, reward,
+        done and timeout (``TimeLimit.truncated``) at row ``pos``; each env's episode step (0 after ``done``);
+        the add counter and the ring position."""
+        self.episode_steps[self.pos] = np.minimum(self._ep_step, np.iinfo(np.int32).max)
         self.actions[self.pos] = np.array(action).reshape((self.n_envs, self.action_dim))
         self.rewards[self.pos] = np.array(reward)
         self.dones[self.pos] = np.array(done)
@@ -288,8 +288,6 @@ class FrameStoreReplayBuffer(ReplayBuffer):
         self.pos += 1
         if self.pos == self.buffer_size:
             self.full, self.pos = True, 0
-        if self.full:
-            self._free_stacks()
 
     #: sample as SB3's ``NStepReplayBuffer`` (n-step returns and ``discounts``; :class:`NStepFrameStoreReplayBuffer`)
     n_step_sampling: bool = False

@@ -50,7 +50,9 @@ from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
 from stable_baselines3.common.save_util import load_from_pkl, save_to_pkl
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_latent.buffers.frame_store import FORMAT_VERSION, _grow, _same, infer_n_frames
+from sb3_latent.buffers._ring import grow, same
+from sb3_latent.buffers.frame_store import FORMAT_VERSION, infer_n_frames
+from sb3_latent.common.checks import check_int
 
 #: How sequences are drawn: ``"episode"`` never crosses an episode boundary (SLAC), ``"window"`` may and
 #: marks episode starts with ``is_first`` (Dreamer).
@@ -80,12 +82,6 @@ class SequenceSamples(NamedTuple):
     is_first: th.Tensor
     terminated: th.Tensor
     truncated: th.Tensor
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_mode(mode: Any) -> str:
@@ -159,10 +155,10 @@ class SequenceReplayBuffer(ReplayBuffer):
         if optimize_memory_usage:
             raise ValueError("optimize_memory_usage=True is not needed with SequenceReplayBuffer: it stores each "
                              "observation once already; leave it False")
-        n_envs = _check_int("n_envs", n_envs, 1)
-        length = _check_int("sequence_length", sequence_length, 2)
+        n_envs = check_int("n_envs", n_envs, 1)
+        length = check_int("sequence_length", sequence_length, 2)
         self.mode = _check_mode(mode)
-        buffer_size = _check_int("buffer_size", buffer_size, 1)
+        buffer_size = check_int("buffer_size", buffer_size, 1)
         if buffer_size < n_envs * length:
             raise ValueError(f"buffer_size={buffer_size} is too small for sequences of sequence_length={length} "
                              f"from n_envs={n_envs} envs: it counts observations over all envs and must hold one "
@@ -269,7 +265,7 @@ class SequenceReplayBuffer(ReplayBuffer):
     def _push(self, e: int, slot: int) -> None:
         """Append ``slot`` to env ``e``'s stream."""
         if self._hi[e] - self._lo[e] >= len(self._stream):
-            self._stream = _grow(self._stream, self._lo, self._hi, min(2 * len(self._stream), self.buffer_size))
+            self._stream = grow(self._stream, self._lo, self._hi, min(2 * len(self._stream), self.buffer_size))
         self._stream[self._hi[e] % len(self._stream), e] = slot
         self._hi[e] += 1
 
@@ -277,8 +273,8 @@ class SequenceReplayBuffer(ReplayBuffer):
         """Start an episode of env ``e`` at ``obs``, stored in ``slot``."""
         if self._ep_hi[e] - self._ep_lo[e] >= len(self._ep_start):
             n = 2 * len(self._ep_start)
-            self._ep_time = _grow(self._ep_time, self._ep_lo, self._ep_hi, n)
-            self._ep_start = _grow(self._ep_start, self._ep_lo, self._ep_hi, n)
+            self._ep_time = grow(self._ep_time, self._ep_lo, self._ep_hi, n)
+            self._ep_start = grow(self._ep_start, self._ep_lo, self._ep_hi, n)
         g = self._ep_hi[e] % len(self._ep_start)
         self._ep_start[g, e], self._ep_time[g, e] = self._hi[e], self._n_started
         self._ep_hi[e] += 1
@@ -305,8 +301,8 @@ class SequenceReplayBuffer(ReplayBuffer):
         """Whether ``obs`` equals the last observation stored for env ``e``."""
         slot = self._last_slot(e)
         if isinstance(self.observations, dict):
-            return all(_same(array[slot], obs[key]) for key, array in self.observations.items())  # type: ignore
-        return _same(self.observations[slot], obs)  # type: ignore[arg-type]
+            return all(same(array[slot], obs[key]) for key, array in self.observations.items())  # type: ignore
+        return same(self.observations[slot], obs)  # type: ignore[arg-type]
 
     def _sync(self) -> None:
         self.full = self._n_free == 0
@@ -375,7 +371,7 @@ class SequenceReplayBuffer(ReplayBuffer):
         :param truncated: the episode was cut at its last observation (time limit)
         :param env_index: the env stream it belongs to; that env must have no episode being collected
         """
-        env_index = _check_int("env_index", env_index, 0)
+        env_index = check_int("env_index", env_index, 0)
         if env_index >= self.n_envs:
             raise ValueError(f"env_index={env_index} is out of range for n_envs={self.n_envs}")
         if self._open[env_index]:
@@ -434,7 +430,7 @@ class SequenceReplayBuffer(ReplayBuffer):
         :param sequence_length: ``L`` (default: the buffer's)
         :param mode: ``"episode"`` or ``"window"`` (default: the buffer's)
         """
-        length = self.sequence_length if sequence_length is None else _check_int("sequence_length",
+        length = self.sequence_length if sequence_length is None else check_int("sequence_length",
                                                                                    sequence_length, 2)
         return int(self._runs(length, self.mode if mode is None else _check_mode(mode))[3].sum())
 
@@ -454,8 +450,8 @@ class SequenceReplayBuffer(ReplayBuffer):
             ``is_first`` marks episode starts; Dreamer); default: the buffer's ``mode``
         :return: the sequences, on the buffer's device
         """
-        batch_size = _check_int("batch_size", batch_size, 1)
-        length = self.sequence_length if sequence_length is None else _check_int("sequence_length",
+        batch_size = check_int("batch_size", batch_size, 1)
+        length = self.sequence_length if sequence_length is None else check_int("sequence_length",
                                                                                    sequence_length, 2)
         mode = self.mode if mode is None else _check_mode(mode)
         _, _, sizes, counts = self._runs(length, mode)

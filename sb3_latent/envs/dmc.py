@@ -19,6 +19,8 @@ from gymnasium import spaces
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
+from sb3_latent.common.checks import check_int
+
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 #: Every task of ``dm_control.suite`` 1.0.50 (checked against ``suite.ALL_TASKS`` by the tests);
@@ -81,10 +83,9 @@ class ActionRepeat(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, k: int) -> None:
-        if int(k) != k or k < 1:
-            raise ValueError(f"action_repeat must be an integer >= 1, got {k!r}")
+        k = check_int("action_repeat", k, 1, whole_floats=True)
         super().__init__(env)
-        self.k = int(k)
+        self.k = k
         if "render_fps" in env.metadata:  # one frame per agent step
             self.metadata = {**env.metadata, "render_fps": env.metadata["render_fps"] / self.k}
 
@@ -159,10 +160,9 @@ class FrameStack(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, k: int) -> None:
-        if int(k) != k or k < 1:
-            raise ValueError(f"frame_stack must be an integer >= 1, got {k!r}")
+        k = check_int("frame_stack", k, 1, whole_floats=True)
         super().__init__(env)
-        self.k = int(k)
+        self.k = k
         space = env.observation_space
         assert isinstance(space, spaces.Box)
         self._axis = 0 if len(space.shape) == 3 else -1
@@ -227,19 +227,15 @@ def _dmc_base(domain: str, task: str, size: int, camera_id: int, fast_render: bo
 def _resolve(domain: str, task: str, pixels: bool, size: int, camera_id: int | None, action_repeat: int | None,
              frame_stack: int | None, position_only: bool) -> tuple[int, int, int]:
     check_task(domain, task)
-    if int(size) != size or size < MIN_SIZE:
-        raise ValueError(f"size must be an integer >= {MIN_SIZE} pixels, got {size!r}")
+    check_int("size", size, MIN_SIZE, whole_floats=True, unit="pixels")
     if pixels and position_only:
         raise ValueError("position_only=True applies to state observations; pass pixels=False with it")
     camera = DEFAULT_CAMERA.get(domain, 0) if camera_id is None else camera_id
     repeat = DEFAULT_ACTION_REPEAT.get(domain, 4) if action_repeat is None else action_repeat
-    if int(repeat) != repeat or repeat < 1:
-        raise ValueError(f"action_repeat must be an integer >= 1, got {repeat!r}")
+    repeat = check_int("action_repeat", repeat, 1, whole_floats=True)
     kind = "pixels" if pixels else ("position" if position_only else "state")
     stack = DEFAULT_FRAME_STACK[kind] if frame_stack is None else frame_stack
-    if int(stack) != stack or stack < 1:
-        raise ValueError(f"frame_stack must be an integer >= 1, got {stack!r}")
-    return camera, int(repeat), int(stack)
+    return camera, repeat, check_int("frame_stack", stack, 1, whole_floats=True)
 
 
 def make_dmc_gym_env(
@@ -301,8 +297,8 @@ def make_dmc_env(
     :param frame_stack: observations stacked (oldest first); default 3 for pixels, 4 for position-only
         state, 1 for full state
     :param position_only: state without any velocity entry (Flare, Section 3); needs ``pixels=False``
-    :param fast_render: turn off shadows, reflections and the skybox (about 4x faster rendering on
-        CPU; the images look different, so do not mix with results rendered the default way)
+    :param fast_render: turn off shadows, reflections and the skybox (faster rendering on CPU, measured in
+        ``benchmarks/results/envs.md``; the images look different, so do not mix with results rendered the default way)
     :param n_envs: number of parallel environments
     :param seed: seed of the first env (env ``i`` gets ``seed + i``)
     :param vec_env_cls: ``DummyVecEnv`` or ``SubprocVecEnv``

@@ -1,5 +1,6 @@
 """SB3 features extractors for pixel RL: Flare, its ablations, state Flare, and the conv encoders."""
 
+from sb3_latent.extractors.base import PixelExtractor
 from sb3_latent.extractors.encoders import ENCODERS, NatureEncoder, RadEncoder, make_encoder, weight_init
 from sb3_latent.extractors.flare import (
     FlareExtractor,
@@ -17,6 +18,7 @@ __all__ = [
     "FlareExtractor",
     "LatentStackExtractor",
     "NatureEncoder",
+    "PixelExtractor",
     "PixelFlowExtractor",
     "RadEncoder",
     "StateFlareExtractor",

@@ -367,7 +367,7 @@ class _Checker:
                 raise ValueError(f"{self.where}: 'lever': unknown LeVER setting(s) {', '.join(map(repr, bad))}")
             if hyper.get("replay_buffer_class") not in (None, LeVERReplayBuffer):
                 raise ValueError(f"{self.where}: 'lever' and 'replay_buffer_class' {name!r} exclude each other")
-            if getattr(self.algo, "lever_native", False):
+            if getattr(self.algo, "binds_replay_buffer", False):  # binds a LeVER buffer itself (RAD, DrQ-v2)
                 hyper["replay_buffer_class"] = LeVERReplayBuffer
                 hyper["replay_buffer_kwargs"] = {**hyper.get("replay_buffer_kwargs", {}), **lever}
             else:

@@ -38,6 +38,7 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
+from sb3_latent.common.checks import check_int
 from sb3_latent.zoo.config import find_file, load_zoo_config, read_yaml_mapping, with_values
 from sb3_latent.zoo.entry import ZooEntry, check_entry
 
@@ -105,8 +106,7 @@ class StudySpec:
             raise ValueError(f"{src}: unknown budget key(s) {', '.join(map(repr, bad))}; "
                              f"expected {sorted(BUDGET_KEYS)}")
         for key, value in self.budget.items():
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{src}: budget {key!r} must be an integer >= 1, got {value!r}")
+            check_int(f"{src}: budget {key!r}", value, 1)
         if self.sampler.get("name", "tpe") not in ("tpe", "random"):
             raise ValueError(f"{src}: sampler name must be 'tpe' or 'random', got {self.sampler.get('name')!r}")
         if self.pruner.get("name", "median") not in ("median", "halving", "none"):

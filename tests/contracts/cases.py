@@ -24,7 +24,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from sb3_latent import make_moving_dot_env, registry
-from sb3_latent.extractors.flare import PixelExtractor
+from sb3_latent.extractors.base import PixelExtractor
 
 ROOT = Path(__file__).resolve().parents[2]
 CURL_SOURCE = ROOT / "plugins" / "sb3-latent-curl"

@@ -14,7 +14,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import SubprocVecEnv
 
 from sb3_latent import MovingDotEnv
-from sb3_latent.algos.common import NonFiniteError
+from sb3_latent.algos.contracts import NonFiniteError
 from sb3_latent.envs.dmc import FrameStack
 
 CASES = our_cases()

@@ -67,13 +67,15 @@ class CURL(RAD):
         logits = logits - logits.max(dim=1, keepdim=True)[0].detach()
         return F.cross_entropy(logits, torch.arange(len(q), device=q.device))
 
-    def _update(self, data: ReplayBufferSamples) -> dict[str, float]:
-        logs = super()._update(data)
-        if self._latent(data.observations):  # LeVER after its freeze: no images, no encoder to train
+    def update(self, batch: ReplayBufferSamples) -> dict[str, torch.Tensor]:
+        """RAD's update, then one step on the contrastive loss; none once the encoder is frozen (nothing is left
+        to train, and the batch may hold no images)."""
+        logs = super().update(batch)
+        if not any(p.requires_grad for p in self.critic.features_extractor.encoder.parameters()):
             return logs
-        loss = self.curl_weight * self.contrastive_loss(data.observations)
+        loss = self.curl_weight * self.contrastive_loss(batch.observations)
         self.curl_optimizer.zero_grad()
         loss.backward()
         self.curl_optimizer.step()
-        logs["curl_loss"] = loss.item()
+        logs["curl_loss"] = loss.detach()
         return logs

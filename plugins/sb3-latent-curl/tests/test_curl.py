@@ -35,7 +35,7 @@ def test_contrastive_loss_trains_the_online_encoder_and_W_but_not_the_key_encode
 def test_learn_logs_the_loss_and_lowers_it_on_a_fixed_batch() -> None:
     model = tiny()
     model.learn(60)
-    assert "curl_loss" in model._update(model.replay_buffer.sample(8))  # logged as train/curl_loss
+    assert "curl_loss" in model.update(model.replay_buffer.sample(8))  # logged as train/curl_loss
     obs = torch.as_tensor(model.replay_buffer.sample(16).observations)
     torch.manual_seed(1)
     before = model.contrastive_loss(obs).item()

@@ -26,7 +26,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import get_device
 from torch.nn import functional as F
 
-from sb3_latent.algos.common import ContractsMixin, check_observation, ema_
+from sb3_latent.algos.contracts import ContractsMixin, check_observation
 from sb3_latent.algos.dreamer.distributions import TwoHotSymexp, kl_balance, lambda_return
 from sb3_latent.algos.dreamer.networks import State, check_obs_space, feat
 from sb3_latent.algos.dreamer.policies import (
@@ -37,6 +37,8 @@ from sb3_latent.algos.dreamer.policies import (
     resolve_size,
 )
 from sb3_latent.buffers.sequence import SequenceReplayBuffer, SequenceSamples
+from sb3_latent.common.checks import check_int
+from sb3_latent.common.torch_utils import ema_
 
 SelfDreamer = TypeVar("SelfDreamer", bound="Dreamer")
 
@@ -85,7 +87,7 @@ class Dreamer(ContractsMixin, OffPolicyAlgorithm):
     :param ac_grad_clip: gradient-norm clip of actor and critic (100)
     :param amp: bfloat16 autocast of the training forward passes (the official code's ``compute_dtype``); parameters,
         optimizer states, distributions and losses stay float32. Needs native bfloat16: a CUDA GPU that supports it or
-        a CPU with AVX512-BF16 (checked at construction; 1.5x the float32 steps/s on this project's CPU)
+        a CPU with AVX512-BF16 (checked at construction; the speed-up is measured in ``benchmarks/results/dreamer.md``)
     :param replay_buffer_kwargs: for :class:`~sb3_latent.SequenceReplayBuffer`
     :param check_finite: stop with a ``NonFiniteError`` naming the first non-finite loss or target and its update
         (True); False trains on regardless
@@ -138,8 +140,7 @@ class Dreamer(ContractsMixin, OffPolicyAlgorithm):
         if isinstance(train_ratio, bool) or not isinstance(train_ratio, (int, float)) or not train_ratio > 0:
             raise ValueError(f"train_ratio (replayed steps per env step) must be > 0, got {train_ratio!r}")
         for name, value in (("batch_size", batch_size), ("batch_length", batch_length), ("horizon", horizon)):
-            if isinstance(value, bool) or int(value) != value or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+            check_int(name, value, 1, whole_floats=True)
         check_action_space(getattr(env, "action_space", None))
         if getattr(env, "observation_space", None) is not None:
             check_obs_space(env.observation_space)  # type: ignore[union-attr]
@@ -319,7 +320,11 @@ class Dreamer(ContractsMixin, OffPolicyAlgorithm):
 
     def update(self, batch: SequenceSamples) -> dict[str, torch.Tensor]:
         """One training step: the world model on ``batch``, then actor and critic in imagination, then the slow
-        critic's EMA."""
+        critic's EMA. The extension point for subclasses and plugins (call ``super().update(batch)`` and add entries).
+
+        :param batch: ``batch_size`` windows of ``batch_length`` steps (``replay_buffer.sample``)
+        :return: values to log as ``train/<key>``, as detached scalar tensors (averaged over a ``train`` call)
+        """
         p = self.policy
         with self._autocast():
             model_loss, logs, post, cont = self.world_model_loss(batch)

@@ -18,8 +18,8 @@ l         2048  32 x 32  768    4       64     76,753,422   L: 77M
 xl        4096  32 x 32  1024   5       96     200,727,182  XL: 200M
 ========  ====  =======  =====  ======  =====  ===========  =========================
 
-The dreamerv3-torch port's default configuration has the layer sizes of the paper's S; the 19.1M parameters quoted
-for it in issue 7 equal this S count plus a slow critic (17.93M + 1.18M).
+The dreamerv3-torch port's default configuration has the layer sizes of the paper's S; its 19.1M parameters (the
+anchor of ``benchmarks/dreamer.py``) equal this S count plus a slow critic (17.93M + 1.18M).
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 from torch.nn import functional as F
 
-from sb3_latent.algos.common import channels_last
 from sb3_latent.algos.dreamer.distributions import ReturnNormalizer, TwoHotSymexp
 from sb3_latent.algos.dreamer.networks import (
     RSSM,
@@ -51,6 +50,7 @@ from sb3_latent.algos.dreamer.networks import (
     is_image,
     mlp,
 )
+from sb3_latent.common.torch_utils import channels_last
 
 #: model sizes: GRU units (deter), categoricals (stoch) x classes, dense units (also the RSSM's hidden layers),
 #: MLP layers of the heads, CNN multiplier (depth)

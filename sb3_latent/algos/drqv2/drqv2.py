@@ -10,6 +10,7 @@ Defaults and presets are the official code's (facebookresearch/drqv2, ``cfgs/con
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -23,10 +24,11 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
 
-from sb3_latent.algos.common import ContractsMixin, SharedEncoderMixin, check_spaces
+from sb3_latent.algos.contracts import ContractsMixin, check_spaces
 from sb3_latent.algos.drqv2.policies import DrQv2MlpPolicy, DrQv2Policy
+from sb3_latent.algos.shared_encoder import SharedEncoderMixin
 from sb3_latent.buffers import NStepFrameStoreReplayBuffer
-from sb3_latent.lever import LeVERReplayBuffer
+from sb3_latent.common.checks import check_int
 
 _NUM = r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*"
 _FORMS = {"constant": 1, "linear": 3, "step_linear": 5}
@@ -209,8 +211,7 @@ class DrQv2(SharedEncoderMixin, ContractsMixin, OffPolicyAlgorithm):
         pixels = policy == "CnnPolicy" or (isinstance(policy, type) and issubclass(policy, DrQv2Policy))
         check_spaces("DrQ-v2", env, pixels)
         self._stddev = parse_stddev_schedule(stddev_schedule)
-        if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 1:
-            raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
+        check_int("n_steps", n_steps, 1, whole_floats=True)
         if not 0.0 < tau <= 1.0:
             raise ValueError(f"tau must be in (0, 1], got {tau!r}")
         if stddev_clip is not None and stddev_clip < 0:
@@ -220,7 +221,7 @@ class DrQv2(SharedEncoderMixin, ContractsMixin, OffPolicyAlgorithm):
             policy_kwargs = {"augment": augment, "augment_kwargs": augment_kwargs, **policy_kwargs}
         replay_buffer_class = replay_buffer_class or (NStepFrameStoreReplayBuffer if pixels else NStepReplayBuffer)
         replay_buffer_kwargs = dict(replay_buffer_kwargs or {})
-        if issubclass(replay_buffer_class, (NStepReplayBuffer, NStepFrameStoreReplayBuffer, LeVERReplayBuffer)):
+        if "n_steps" in inspect.signature(replay_buffer_class).parameters:  # an n-step buffer
             replay_buffer_kwargs = {"n_steps": int(n_steps), "gamma": gamma, **replay_buffer_kwargs}
         self.stddev_schedule, self.stddev_clip, self.check_finite = stddev_schedule, stddev_clip, check_finite
         super().__init__(
@@ -266,7 +267,7 @@ class DrQv2(SharedEncoderMixin, ContractsMixin, OffPolicyAlgorithm):
             self.n_steps = n_steps
         self.actor, self.critic, self.critic_target = self.policy.actor, self.policy.critic, self.policy.critic_target
         self._stddev = parse_stddev_schedule(self.stddev_schedule)
-        self._bind_lever()
+        self._bind_replay_buffer()
 
     def stddev(self) -> float:
         """Exploration σ at the current agent step (``num_timesteps``)."""
@@ -303,8 +304,15 @@ class DrQv2(SharedEncoderMixin, ContractsMixin, OffPolicyAlgorithm):
             discounts = data.discounts if data.discounts is not None else self.gamma
             return data.rewards + discounts * (1 - data.dones) * next_q.min(dim=1, keepdim=True)[0]
 
-    def _update(self, data: ReplayBufferSamples, stddev: float) -> dict[str, torch.Tensor]:
-        """One DrQ-v2 update: critic (with the encoder), actor, target EMA."""
+    def update(self, batch: ReplayBufferSamples) -> dict[str, torch.Tensor]:
+        """One DrQ-v2 update on a sampled batch: critic (with the encoder), actor, target EMA, with the exploration
+        σ of the current agent step. The extension point for subclasses and plugins (call ``super().update(batch)``
+        and add entries).
+
+        :param batch: a batch of the replay buffer (``replay_buffer.sample``; n-step ``discounts`` when it has them)
+        :return: values to log as ``train/<key>``, as detached scalar tensors (averaged over a ``train`` call)
+        """
+        data, stddev = batch, self.stddev()
         actor_fe, critic_fe = self.actor.features_extractor, self.critic.features_extractor
         # augmentation: random shift of obs and next_obs, drawn independently
         obs, next_obs = self._augment(data.observations, data.next_observations)
@@ -341,7 +349,7 @@ class DrQv2(SharedEncoderMixin, ContractsMixin, OffPolicyAlgorithm):
         for _ in range(gradient_steps * self.n_envs if self.gradient_steps >= 0 else gradient_steps):
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             self._n_updates += 1
-            updates.append(self._update(data, stddev))
+            updates.append(self.update(data))
         self._check_finite(updates, self._n_updates - len(updates) + 1)
         logs: dict[str, list[torch.Tensor]] = defaultdict(list)
         for update in updates:

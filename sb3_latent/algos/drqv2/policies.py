@@ -18,7 +18,8 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.td3.policies import TD3Policy
 
-from sb3_latent.algos.common import PixelPolicyMixin, build_shared_encoder, check_image_space
+from sb3_latent.algos.contracts import check_image_space
+from sb3_latent.algos.shared_encoder import PixelPolicyMixin, build_shared_encoder
 from sb3_latent.extractors import LatentStackExtractor
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, ClassVar, TypeVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from stable_baselines3 import SAC
@@ -22,9 +21,11 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
 from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN
 
-from sb3_latent.algos.common import ContractsMixin, SharedEncoderMixin, check_spaces
+from sb3_latent.algos.contracts import ContractsMixin, check_spaces
 from sb3_latent.algos.rad.policies import RADMlpPolicy, RADPolicy
+from sb3_latent.algos.shared_encoder import SharedEncoderMixin
 from sb3_latent.buffers import FrameStoreReplayBuffer
+from sb3_latent.common.checks import check_int
 
 SelfRAD = TypeVar("SelfRAD", bound="RAD")
 
@@ -93,8 +94,7 @@ class RAD(SharedEncoderMixin, ContractsMixin, SAC):
     ) -> None:
         for name, value in [("actor_update_interval", actor_update_interval),
                             ("target_update_interval", target_update_interval)]:
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+            check_int(name, value, 1, whole_floats=True)
         if not 0.0 < encoder_tau <= 1.0:
             raise ValueError(f"encoder_tau must be in (0, 1], got {encoder_tau!r}")
         policy_kwargs = {"net_arch": [1024, 1024], **(policy_kwargs or {})}
@@ -121,7 +121,7 @@ class RAD(SharedEncoderMixin, ContractsMixin, SAC):
         super()._setup_model()
         if self.log_ent_coef is not None:  # temperature: Adam(lr 1e-4, β1 0.5), Flare Table A.4
             self.ent_coef_optimizer = torch.optim.Adam([self.log_ent_coef], lr=self.alpha_lr, betas=self.alpha_betas)
-        self._bind_lever()
+        self._bind_replay_buffer()
 
     # --- pieces of the update (the rest are SharedEncoderMixin's) ------------------------------
 
@@ -134,7 +134,15 @@ class RAD(SharedEncoderMixin, ContractsMixin, SAC):
 
     # --- the update -----------------------------------------------------------------------------
 
-    def _update(self, data: ReplayBufferSamples) -> dict[str, float]:
+    def update(self, batch: ReplayBufferSamples) -> dict[str, torch.Tensor]:
+        """One RAD update on a sampled batch: critic (and the encoder); every ``actor_update_interval`` updates the
+        actor and temperature; every ``target_update_interval`` the target EMA. The extension point for subclasses
+        and plugins (call ``super().update(batch)`` and add entries).
+
+        :param batch: a batch of the replay buffer (``replay_buffer.sample``)
+        :return: values to log as ``train/<key>``, as detached scalar tensors (averaged over a ``train`` call)
+        """
+        data = batch
         obs, next_obs = self._augment(data.observations, data.next_observations)
         ent_coef = torch.exp(self.log_ent_coef.detach()) if self.log_ent_coef is not None else self.ent_coef_tensor
         actor_fe, critic_fe = self.actor.features_extractor, self.critic.features_extractor
@@ -149,8 +157,8 @@ class RAD(SharedEncoderMixin, ContractsMixin, SAC):
         self.critic.optimizer.zero_grad()
         critic_loss.backward()  # type: ignore[union-attr]
         self.critic.optimizer.step()
-        logs = {"target_q": target_q.mean().item(), "critic_loss": critic_loss.item(), "critic_q": q.mean().item(),
-                "ent_coef": ent_coef.item()}
+        logs = {"target_q": target_q.mean(), "critic_loss": critic_loss.detach(), "critic_q": q.detach().mean(),
+                "ent_coef": ent_coef.mean()}
 
         if self._n_updates % self.actor_update_interval == 0:  # actor and temperature, eq. (3)
             maps = obs_maps.detach()  # the critic's encoding, reused (as DrQ-v2 does); no encoder gradient
@@ -160,14 +168,14 @@ class RAD(SharedEncoderMixin, ContractsMixin, SAC):
             self.actor.optimizer.zero_grad()
             actor_loss.backward()
             self.actor.optimizer.step()
-            logs["actor_loss"] = actor_loss.item()
+            logs["actor_loss"] = actor_loss.detach()
             if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
                 assert isinstance(self.target_entropy, float)
                 ent_coef_loss = -(self.log_ent_coef * (log_prob + self.target_entropy).detach()).mean()
                 self.ent_coef_optimizer.zero_grad()
                 ent_coef_loss.backward()
                 self.ent_coef_optimizer.step()
-                logs["ent_coef_loss"] = ent_coef_loss.item()
+                logs["ent_coef_loss"] = ent_coef_loss.detach()
 
         if self._n_updates % self.target_update_interval == 0:  # critic τ 0.01, encoder τ 0.05
             self._soft_update_critic(self.tau, self.encoder_tau)
@@ -180,17 +188,17 @@ class RAD(SharedEncoderMixin, ContractsMixin, SAC):
         for _ in range(gradient_steps):
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             self._n_updates += 1
-            updates.append(self._update(data))
-            # after each update (its logs are floats already): the next one's squashed Gaussian refuses NaN
+            updates.append(self.update(data))
+            # after each update: the next one's squashed Gaussian refuses NaN
             self._check_finite(updates[-1:], self._n_updates)
-        logs: dict[str, list[float]] = defaultdict(list)
+        logs: dict[str, list[torch.Tensor]] = defaultdict(list)
         for update in updates:
             for k, v in update.items():
                 logs[k].append(v)
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/learning_rate", lr)
         for key, values in logs.items():
-            self.logger.record(f"train/{key}", float(np.mean(values)))
+            self.logger.record(f"train/{key}", torch.stack(values).float().mean().item())
 
     def learn(self: SelfRAD, total_timesteps: int, callback: MaybeCallback = None, log_interval: int = 4,
               tb_log_name: str = "", reset_num_timesteps: bool = True, progress_bar: bool = False) -> SelfRAD:

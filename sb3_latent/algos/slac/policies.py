@@ -64,7 +64,7 @@ def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor | float)
 
 class FullConv2d(nn.Conv2d):
     """A convolution whose kernel covers its whole input (the encoder's last layer: 4x4 → 1x1): computed
-    as the dense layer it is, one matrix product (about 1.6x faster on CPU than the convolution kernel)."""
+    as the dense layer it is, one matrix product instead of the convolution kernel."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2:] != self.kernel_size:
@@ -74,7 +74,7 @@ class FullConv2d(nn.Conv2d):
 
 class FullConvTranspose2d(nn.ConvTranspose2d):
     """A transposed convolution from a 1x1 input (the decoder's first layer: z → 4x4 maps): computed as
-    the dense layer it is, one matrix product (about 3x faster on CPU, forward and backward)."""
+    the dense layer it is, one matrix product (forward and backward)."""
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         if x.shape[-2:] != (1, 1) or output_size is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -25,11 +25,24 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_latent.algos.common import ContractsMixin, check_observation, check_spaces, ema_
+from sb3_latent.algos.contracts import ContractsMixin, check_observation, check_spaces
 from sb3_latent.algos.slac.policies import SLACPolicy
 from sb3_latent.buffers.sequence import SequenceReplayBuffer
+from sb3_latent.common.checks import check_int
+from sb3_latent.common.torch_utils import ema_
 
 SelfSLAC = TypeVar("SelfSLAC", bound="SLAC")
+#: sequences of τ + 1 frames: frames in [0, 1] ``(B, τ+1, C, H, W)``, actions ``(B, τ, A)``, rewards and terminations
+#: ``(B, τ, 1)``
+Sequences = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+class SLACBatch(NamedTuple):
+    """What one :meth:`SLAC.update` reads: sequences for the latent model and, except in the model-only
+    pre-training, sequences for critic and actor (SLAC samples the two at their own batch sizes)."""
+
+    model: Sequences
+    sac: Sequences | None = None
 def check_frames(space: spaces.Space) -> None:
     """Raise unless ``space`` holds single uint8 frames ``(C, S, S)``, ``S`` a multiple of 16.
 
@@ -112,11 +125,8 @@ class SLAC(ContractsMixin, OffPolicyAlgorithm):
         if getattr(env, "observation_space", None) is not None:
             check_frames(env.observation_space)  # type: ignore[union-attr]
         for name, value in (("model_batch_size", model_batch_size), ("batch_size", batch_size)):
-            if isinstance(value, bool) or int(value) != value or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if isinstance(initial_model_updates, bool) or int(initial_model_updates) != initial_model_updates \
-                or initial_model_updates < 0:
-            raise ValueError(f"initial_model_updates must be an integer >= 0, got {initial_model_updates!r}")
+            check_int(name, value, 1, whole_floats=True)
+        check_int("initial_model_updates", initial_model_updates, 0, whole_floats=True)
         self.model_batch_size, self.initial_model_updates = int(model_batch_size), int(initial_model_updates)
         self.ent_coef, self.target_entropy, self.check_finite = ent_coef, target_entropy, check_finite
         self.model_updates_done = 0
@@ -235,7 +245,7 @@ class SLAC(ContractsMixin, OffPolicyAlgorithm):
 
     # --- learning ------------------------------------------------------------------------------------
 
-    def _sequences(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _sequences(self, batch_size: int) -> Sequences:
         """``batch_size`` sequences of τ + 1 frames inside episodes: frames in [0, 1] ``(B, τ+1, C, H, W)``,
         actions ``(B, τ, A)``, rewards and terminations ``(B, τ, 1)``."""
         s = self.replay_buffer.sample(batch_size, sequence_length=self.policy.sequence_length + 1, mode="episode")
@@ -244,19 +254,37 @@ class SLAC(ContractsMixin, OffPolicyAlgorithm):
         return (s.observations.float().div_(255.0), s.actions.float(), s.rewards.float()[..., None],
                 s.terminated[:, 1:].float()[..., None])
 
-    def _model_update(self) -> dict[str, torch.Tensor]:
+    def sample_batch(self, sac: bool = True) -> SLACBatch:
+        """What one :meth:`update` reads: ``model_batch_size`` sequences for the model and, if ``sac``,
+        ``batch_size`` sequences for critic and actor."""
+        return SLACBatch(self._sequences(self.model_batch_size), self._sequences(self.batch_size) if sac else None)
+
+    def update(self, batch: SLACBatch) -> dict[str, torch.Tensor]:
+        """One SLAC update: a step on the model loss with ``batch.model``, then (unless ``batch.sac`` is None, as
+        in the model pre-training) one SAC step with ``batch.sac``. The extension point for subclasses and plugins
+        (call ``super().update(batch)`` and add entries).
+
+        :param batch: sequences from :meth:`sample_batch`
+        :return: values to log as ``train/<key>``, as detached scalar tensors (averaged over a ``train`` call)
+        """
+        logs = self._model_update(batch.model)
+        if batch.sac is not None:
+            logs.update(self._sac_update(batch.sac))
+        return logs
+
+    def _model_update(self, sequences: Sequences) -> dict[str, torch.Tensor]:
         """One step on the model loss, eq. (9) with the reward term."""
-        losses = self.policy.latent.loss(*self._sequences(self.model_batch_size))
+        losses = self.policy.latent.loss(*sequences)
         opt = self.policy.latent.optimizer
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         opt.step()
         return {k: v.detach() for k, v in losses.items()}
 
-    def _sac_update(self) -> dict[str, torch.Tensor]:
+    def _sac_update(self, sequences: Sequences) -> dict[str, torch.Tensor]:
         """One SAC step on latents from the filtering posterior (eqs. 10-11)."""
         p = self.policy
-        x, a, r, done = self._sequences(self.batch_size)
+        x, a, r, done = sequences
         with torch.no_grad():
             f = p.latent.encode(x)  # f_1..f_τ+1
             _, _, z1, z2 = p.latent.posterior(f, a)
@@ -306,7 +334,7 @@ class SLAC(ContractsMixin, OffPolicyAlgorithm):
         start = time.perf_counter()
         updates: list[dict[str, torch.Tensor]] = []
         for i in range(n_updates):
-            updates.append(self._model_update())
+            updates.append(self.update(self.sample_batch(sac=False)))
             self.model_updates_done += 1
             if len(updates) == 1000 or i == n_updates - 1:  # one check per 1000 updates
                 self._check_finite(updates, self.model_updates_done - len(updates) + 1)
@@ -328,7 +356,7 @@ class SLAC(ContractsMixin, OffPolicyAlgorithm):
         self.policy.set_training_mode(True)
         updates = []
         for _ in range(gradient_steps):
-            updates.append({**self._model_update(), **self._sac_update()})
+            updates.append(self.update(self.sample_batch()))
             self.model_updates_done += 1
             self._n_updates += 1
         self._check_finite(updates, self._n_updates - gradient_steps + 1)
