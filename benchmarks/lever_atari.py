@@ -28,7 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import md_table, parser, write
 from sb3_latent import LeVERReplayBuffer, Rainbow, make_atari_env
-from sb3_latent.algos.rainbow import PrioritizedLeVERReplayBuffer
+from sb3_latent.lever import PrioritizedLeVERReplayBuffer
 
 #: Table 1 of the LeVER paper: (Rainbow, Rainbow + LeVER) mean and std at 45T FLOPs, five runs
 PAPER_45T: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {

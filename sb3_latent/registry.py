@@ -39,7 +39,7 @@ BUILTINS: dict[str, dict[str, str]] = {
     "buffers": {"frame_store": "sb3_latent.buffers:FrameStoreReplayBuffer",
                 "nstep_frame_store": "sb3_latent.buffers:NStepFrameStoreReplayBuffer",
                 "prioritized_frame_store": "sb3_latent.buffers:PrioritizedFrameStoreReplayBuffer",
-                "prioritized_lever": "sb3_latent.algos.rainbow:PrioritizedLeVERReplayBuffer",
+                "prioritized_lever": "sb3_latent.lever:PrioritizedLeVERReplayBuffer",
                 "lever": "sb3_latent.lever:LeVERReplayBuffer", "sequence": "sb3_latent.buffers:SequenceReplayBuffer"},
     "augmentations": {"shift": "sb3_latent.augment:RandomShift", "translate": "sb3_latent.augment:RandomTranslate",
                       "crop": "sb3_latent.augment:RandomCrop"},

@@ -289,7 +289,7 @@ def test_a_short_atari_run() -> None:
 
 def test_lever_freeze_keeps_priorities_and_targets_read_online_latents() -> None:
     from sb3_latent import LeVERExtractor, LeVERReplayBuffer
-    from sb3_latent.algos.rainbow import PrioritizedLeVERReplayBuffer
+    from sb3_latent.lever import PrioritizedLeVERReplayBuffer
 
     env = make_moving_dot_env(frame_stack=3, size=36, action_type="discrete", episode_length=20, seed=0)
     model = Rainbow("CnnPolicy", env, seed=0, replay_buffer_class=PrioritizedLeVERReplayBuffer,

@@ -46,6 +46,7 @@ Modules: ``extractor`` (the cut and the adapter), ``binding`` (what the buffer n
 from sb3_latent.lever.attach import attach_lever, load_encoder
 from sb3_latent.lever.buffer import FREEZE_MODES, T_F_UNITS, LeVERReplayBuffer
 from sb3_latent.lever.extractor import LeVERExtractor, Split, split_extractor
+from sb3_latent.lever.prioritized import PrioritizedLeVERReplayBuffer
 
-__all__ = ["FREEZE_MODES", "T_F_UNITS", "LeVERExtractor", "LeVERReplayBuffer", "Split", "attach_lever", "load_encoder",
-           "split_extractor"]
+__all__ = ["FREEZE_MODES", "T_F_UNITS", "LeVERExtractor", "LeVERReplayBuffer", "PrioritizedLeVERReplayBuffer", "Split",
+           "attach_lever", "load_encoder", "split_extractor"]

@@ -35,6 +35,7 @@ The update (one gradient step, batch of n-step transitions ``(s_t, a_t, R_t^(n),
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from typing import Any, ClassVar, TypeVar
 
@@ -49,7 +50,7 @@ from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import LinearSchedule
 
-from sb3_latent.algos.common import ContractsMixin
+from sb3_latent.algos.contracts import ContractsMixin
 from sb3_latent.algos.rainbow.policies import CnnPolicy, MlpPolicy, RainbowPolicy
 from sb3_latent.buffers import NStepFrameStoreReplayBuffer, PrioritizedFrameStoreReplayBuffer
 
@@ -143,8 +144,9 @@ class Rainbow(ContractsMixin, OffPolicyAlgorithm):
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"CnnPolicy": CnnPolicy, "MlpPolicy": MlpPolicy}
     policy: RainbowPolicy
-    #: LeVER: the Rainbow buffer is bound through ``attach_lever`` (see ``sb3_latent.algos.rainbow.lever``)
-    lever_native = False
+    #: defaults for a buffer that binds to the model and re-encodes its images (LeVER): the paper's Atari choices
+    #: (Appendix E, H): the conv output is the latent, one copy, no augmentation
+    rebinding_buffer_defaults: ClassVar[dict[str, Any]] = {"freeze": "conv", "K": 1, "augment": None}
 
     def __init__(
         self,
@@ -241,18 +243,19 @@ class Rainbow(ContractsMixin, OffPolicyAlgorithm):
             self.replay_buffer_class = PrioritizedFrameStoreReplayBuffer if self.prioritized \
                 else NStepFrameStoreReplayBuffer
         cls = self.replay_buffer_class
-        from sb3_latent.lever import LeVERReplayBuffer
-
-        if issubclass(cls, (NStepFrameStoreReplayBuffer, PrioritizedFrameStoreReplayBuffer, LeVERReplayBuffer)):
+        params = {name for c in cls.__mro__ if "__init__" in vars(c)  # a subclass passing **kwargs on takes its bases'
+                  for name in inspect.signature(c.__init__).parameters}  # type: ignore[misc]
+        if "n_steps" in params:  # the frame-store buffers with n-step returns (plain, prioritized, LeVER's)
             kwargs.setdefault("n_frames", self._default_n_frames())
             kwargs.setdefault("n_steps", self.n_steps)
             kwargs.setdefault("gamma", self.gamma)
         elif self.n_steps > 1:
             raise ValueError(f"n_steps={self.n_steps} needs a buffer with n-step returns; {cls.__name__} has none "
                              "(use NStepFrameStoreReplayBuffer, PrioritizedFrameStoreReplayBuffer or n_steps=1)")
-        if issubclass(cls, LeVERReplayBuffer):  # the LeVER paper's Atari choices (Appendix E, H)
-            for key, value in (("freeze", "conv"), ("K", 1), ("augment", None)):
-                kwargs.setdefault(key, value)
+        if hasattr(cls, "bind"):  # a buffer that binds to the model (LeVER): the paper's Atari choices
+            for key, value in self.rebinding_buffer_defaults.items():
+                if key in params:
+                    kwargs.setdefault(key, value)
         if self.prioritized and issubclass(cls, PrioritizedFrameStoreReplayBuffer):
             kwargs.setdefault("alpha", self.alpha)
             kwargs.setdefault("beta", self.beta)
@@ -275,19 +278,18 @@ class Rainbow(ContractsMixin, OffPolicyAlgorithm):
         self.q_net, self.q_net_target = self.policy.q_net, self.policy.q_net_target
         self.exploration_schedule = LinearSchedule(self.exploration_initial_eps, self.exploration_final_eps,
                                                    self.exploration_fraction)
-        self._bind_lever()
+        self._bind_buffer()
 
-    def _bind_lever(self) -> None:
-        """A LeVER buffer (``PrioritizedLeVERReplayBuffer`` or ``LeVERReplayBuffer``) is bound to this model."""
-        from sb3_latent.lever import LeVERReplayBuffer, attach_lever
-
-        if isinstance(self.replay_buffer, LeVERReplayBuffer):
-            attach_lever(self)
+    def _bind_buffer(self) -> None:
+        """A buffer that binds to its model (LeVER's: ``bind(model)`` wraps the encoders) is bound to this one."""
+        bind = getattr(self.replay_buffer, "bind", None)
+        if callable(bind):
+            bind(self)
             self.q_net, self.q_net_target = self.policy.q_net, self.policy.q_net_target
 
     def load_replay_buffer(self, path: Any, truncate_last_traj: bool = True) -> None:
         super().load_replay_buffer(path, truncate_last_traj)
-        self._bind_lever()
+        self._bind_buffer()
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "q_net", "q_net_target"]
@@ -331,50 +333,56 @@ class Rainbow(ContractsMixin, OffPolicyAlgorithm):
         beta = self.beta + (self.beta_final - self.beta) * (1.0 - self._current_progress_remaining)
         if self.prioritized:
             self.replay_buffer.beta = beta  # type: ignore[union-attr]
-        losses, q_means = [], []
+        updates = []
         for _ in range(gradient_steps):
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            self.policy.reset_noise()  # new noise for the online and target networks at each update
-            actions = data.actions.long().view(-1)
-            discounts = data.discounts if data.discounts is not None else torch.full_like(data.rewards, self.gamma)
-            batch = torch.arange(len(actions), device=actions.device)
-            with torch.no_grad():
-                target_probs = self.policy.distribution(self.q_net_target, data.next_observations)  # (B, A, N)
-                support = self.policy.support
-                # double Q (van Hasselt et al. 2016): the online network picks a*, the target network evaluates it
-                chooser = self.policy.q_values(self.q_net, data.next_observations) if self.double \
-                    else (target_probs * support).sum(-1)
-                next_p = target_probs[batch, chooser.argmax(dim=1)]  # (B, N)
-                if self.distributional:
-                    target = project_distribution(next_p, data.rewards, data.dones, discounts, support)
-                else:
-                    target = data.rewards + (1.0 - data.dones) * discounts * next_p  # next_p is Q(s', a*): (B, 1)
-            if self.distributional:
-                log_p = self.policy.distribution(self.q_net, data.observations, log=True)[batch, actions]
-                per_sample = -(target * log_p).sum(-1)  # cross-entropy = KL(target || p) + const
-                q_means.append((log_p.exp() * support).sum(-1).mean().detach())
-            else:
-                q = self.policy.distribution(self.q_net, data.observations)[batch, actions]  # (B, 1)
-                per_sample = F.smooth_l1_loss(q, target, reduction="none").view(-1)
-                q_means.append(q.mean().detach())
-            weights = data.weights.view(-1) if self.prioritized else torch.ones_like(per_sample)
-            loss = (weights * per_sample).mean()
-            self._check_finite([{"loss": loss, "target": target.sum()}], self._n_updates)
-            self.policy.optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.policy.q_net.parameters(), self.max_grad_norm)
-            self.policy.optimizer.step()
-            if self.prioritized:  # new priorities: the per-sample loss (Hessel et al. 2018)
-                priorities = per_sample.detach()
-                if bool(torch.isfinite(priorities).all()):
-                    self.replay_buffer.update_priorities(data.leaves, priorities)  # type: ignore[union-attr]
-            losses.append(loss.detach())
+            updates.append(self.update(data))
             self._n_updates += 1
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/loss", torch.stack(losses).mean().item())
-        self.logger.record("train/q_mean", torch.stack(q_means).mean().item())
+        for key in updates[0] if updates else ():  # one device sync per call, not per update
+            self.logger.record(f"train/{key}", torch.stack([u[key] for u in updates]).mean().item())
         if self.prioritized:
             self.logger.record("train/beta", beta)
+
+    def update(self, data: Any) -> dict[str, torch.Tensor]:
+        """One gradient update on a sampled batch (the public hook of every sb3-latent algorithm): the n-step
+        distributional double-Q loss, weighted by the importance weights, and new priorities; returns ``loss`` and
+        ``q_mean`` as detached scalars."""
+        self.policy.reset_noise()  # new noise for the online and target networks at each update
+        actions = data.actions.long().view(-1)
+        discounts = data.discounts if data.discounts is not None else torch.full_like(data.rewards, self.gamma)
+        batch = torch.arange(len(actions), device=actions.device)
+        with torch.no_grad():
+            target_probs = self.policy.distribution(self.q_net_target, data.next_observations)  # (B, A, N)
+            support = self.policy.support
+            # double Q (van Hasselt et al. 2016): the online network picks a*, the target network evaluates it
+            chooser = self.policy.q_values(self.q_net, data.next_observations) if self.double \
+                else (target_probs * support).sum(-1)
+            next_p = target_probs[batch, chooser.argmax(dim=1)]  # (B, N)
+            if self.distributional:
+                target = project_distribution(next_p, data.rewards, data.dones, discounts, support)
+            else:
+                target = data.rewards + (1.0 - data.dones) * discounts * next_p  # next_p is Q(s', a*): (B, 1)
+        if self.distributional:
+            log_p = self.policy.distribution(self.q_net, data.observations, log=True)[batch, actions]
+            per_sample = -(target * log_p).sum(-1)  # cross-entropy = KL(target || p) + const
+            q_mean = (log_p.exp() * support).sum(-1).mean().detach()
+        else:
+            q = self.policy.distribution(self.q_net, data.observations)[batch, actions]  # (B, 1)
+            per_sample = F.smooth_l1_loss(q, target, reduction="none").view(-1)
+            q_mean = q.mean().detach()
+        weights = data.weights.view(-1) if self.prioritized else torch.ones_like(per_sample)
+        loss = (weights * per_sample).mean()
+        self._check_finite([{"loss": loss, "target": target.sum()}], self._n_updates + 1)
+        self.policy.optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.policy.q_net.parameters(), self.max_grad_norm)
+        self.policy.optimizer.step()
+        if self.prioritized:  # new priorities: the per-sample loss (Hessel et al. 2018)
+            priorities = per_sample.detach()
+            if bool(torch.isfinite(priorities).all()):
+                self.replay_buffer.update_priorities(data.leaves, priorities)  # type: ignore[union-attr]
+        return {"loss": loss.detach(), "q_mean": q_mean}
 
     def learn(self: SelfRainbow, total_timesteps: int, callback: MaybeCallback = None, log_interval: int = 4,
               tb_log_name: str = "Rainbow", reset_num_timesteps: bool = True,

@@ -1,8 +1,7 @@
 """LeVER on Rainbow: prioritized replay that keeps its priorities through LeVER's freeze and re-encoding.
 
-Rainbow binds a LeVER buffer to itself (through :func:`sb3_latent.attach_lever`, the stock-model route: its
-encoder is laid out as SB3's ``NatureCNN``, so LeVER's split applies unchanged) whenever its
-``replay_buffer_class`` is a ``LeVERReplayBuffer``::
+Rainbow binds any buffer that binds to a model (``bind(model)``, as LeVER's do: its encoder is laid out as SB3's
+``NatureCNN``, so LeVER's split applies unchanged)::
 
     model = Rainbow("CnnPolicy", make_atari_env("Qbert"), preset="der",
                     replay_buffer_class=PrioritizedLeVERReplayBuffer, replay_buffer_kwargs=dict(T_f=50_000))
@@ -22,7 +21,7 @@ import numpy as np
 
 from sb3_latent.buffers import PrioritizedFrameStoreReplayBuffer, SumTree
 from sb3_latent.buffers.frame_store import check_n_step
-from sb3_latent.lever import LeVERReplayBuffer
+from sb3_latent.lever.buffer import LeVERReplayBuffer
 
 
 class PrioritizedLeVERReplayBuffer(LeVERReplayBuffer, PrioritizedFrameStoreReplayBuffer):  # type: ignore[misc]
