@@ -9,7 +9,8 @@ DEMO_OUT ?= demo_output
 export MUJOCO_GL ?= egl
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup demo test lint clean-venv
+.PHONY: setup demo test lint format check clean-venv
+LINTED := sb3_latent tests benchmarks plugins
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,9 +26,19 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest tests plugins/sb3-latent-curl/tests
 
+# ruff (pycodestyle, pyflakes, isort, bugbear, pyupgrade, simplify, McCabe complexity <= 15, ruff's own rules),
+# the formatting check and mypy (no untyped defs, no unused ignores, Python 3.10 semantics)
 lint: setup
-	$(BIN)/ruff check sb3_latent tests benchmarks
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff check --fix $(LINTED)
+	$(BIN)/ruff format $(LINTED)
+
+# what CI runs: lint, then the whole suite
+check: lint test
 
 clean-venv:
 	rm -rf $(VENV)

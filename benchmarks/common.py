@@ -54,8 +54,12 @@ def command() -> str:
 def goal(value: float, target: float, at_least: bool = True) -> dict[str, Any]:
     """One entry of a result's ``goals``: ``met`` is ``value >= target`` (``value <= target`` when not
     ``at_least``, e.g. a memory ratio), ``direction`` says which."""
-    return {"target": target, "value": value, "met": bool(value >= target if at_least else value <= target),
-            "direction": ">=" if at_least else "<="}
+    return {
+        "target": target,
+        "value": value,
+        "met": bool(value >= target if at_least else value <= target),
+        "direction": ">=" if at_least else "<=",
+    }
 
 
 def median_rate(fn: Callable[[], int], repeats: int, warmup: Callable[[], Any] | None = None) -> dict[str, float]:
@@ -68,8 +72,12 @@ def median_rate(fn: Callable[[], int], repeats: int, warmup: Callable[[], Any] |
         t0 = time.perf_counter()
         n = fn()
         rates.append(n / (time.perf_counter() - t0))
-    return {"median_per_s": statistics.median(rates), "min_per_s": min(rates), "max_per_s": max(rates),
-            "repeats": repeats}
+    return {
+        "median_per_s": statistics.median(rates),
+        "min_per_s": min(rates),
+        "max_per_s": max(rates),
+        "repeats": repeats,
+    }
 
 
 def fill(buffer: ReplayBuffer, n_frames: int = 3, seed: int = 0) -> None:
@@ -85,8 +93,13 @@ def fill(buffer: ReplayBuffer, n_frames: int = 3, seed: int = 0) -> None:
         buffer.add(obs, np.concatenate(frames)[None], action, rng.random(1), np.zeros(1), [{}])
 
 
-def write(name: str, args: argparse.Namespace, results: dict[str, Any], table: str,
-          goals: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+def write(
+    name: str,
+    args: argparse.Namespace,
+    results: dict[str, Any],
+    table: str,
+    goals: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Write ``<name>.json`` and ``<name>.md`` (a table for people); return what the JSON holds.
 
     Every benchmark's JSON has the same top-level keys: ``name`` (the script's), ``question`` (the
@@ -96,15 +109,26 @@ def write(name: str, args: argparse.Namespace, results: dict[str, Any], table: s
     question = args.question
     stem = f"{name}.quick" if args.quick else name
     args.out.mkdir(parents=True, exist_ok=True)
-    payload = {"name": name, "question": question, "command": command(), "quick": args.quick,
-               "machine": machine(), "results": results, "goals": goals or {}}
+    payload = {
+        "name": name,
+        "question": question,
+        "command": command(),
+        "quick": args.quick,
+        "machine": machine(),
+        "results": results,
+        "goals": goals or {},
+    }
     (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n")
     m = payload["machine"]
-    header = (f"# {name}{' (quick mode)' if args.quick else ''}\n\n{question}\n\n"
-              f"`{payload['command']}` on {m['cpu_count']} CPU cores, GPU: {m['gpu'] or 'none'}, "
-              f"torch {m['torch']}, SB3 {m['stable_baselines3']}, {m['date']}\n\n")
-    lines = [f"- {k}: {g['value']:.3g} (goal {g['direction']} {g['target']:g}: {'met' if g['met'] else 'NOT met'})"
-             for k, g in payload["goals"].items()]
+    header = (
+        f"# {name}{' (quick mode)' if args.quick else ''}\n\n{question}\n\n"
+        f"`{payload['command']}` on {m['cpu_count']} CPU cores, GPU: {m['gpu'] or 'none'}, "
+        f"torch {m['torch']}, SB3 {m['stable_baselines3']}, {m['date']}\n\n"
+    )
+    lines = [
+        f"- {k}: {g['value']:.3g} (goal {g['direction']} {g['target']:g}: {'met' if g['met'] else 'NOT met'})"
+        for k, g in payload["goals"].items()
+    ]
     footer = "\nGoals:\n\n" + "\n".join(lines) + "\n" if lines else ""
     (args.out / f"{stem}.md").write_text(header + table.rstrip() + "\n" + footer)
     print(header + table + footer)
@@ -123,12 +147,15 @@ def md_table(headers: list[str], rows: list[list[Any]]) -> str:
 def random_returns(env: Any, n_episodes: int, steps: int) -> list[float]:
     """Returns of uniform random actions on a 1-env VecEnv, ``steps`` agent steps per episode."""
     env.reset()
-    return [sum(float(env.step(np.array([env.action_space.sample()]))[1][0]) for _ in range(steps))
-            for _ in range(n_episodes)]
+    return [
+        sum(float(env.step(np.array([env.action_space.sample()]))[1][0]) for _ in range(steps))
+        for _ in range(n_episodes)
+    ]
 
 
-def learn_on_budget(model: Any, eval_env: Any, frames: int, repeat: int, minutes: float, eval_every: int,
-                    n_eval: int) -> list[tuple[int, float, float]]:
+def learn_on_budget(
+    model: Any, eval_env: Any, frames: int, repeat: int, minutes: float, eval_every: int, n_eval: int
+) -> list[tuple[int, float, float]]:
     """``model.learn`` until ``frames`` (agent steps x ``repeat``) or ``minutes`` of wall clock, evaluating the
     stochastic policy on ``n_eval`` episodes every ``eval_every`` frames and at the end. Returns the curve
     ``(frames, mean return, seconds)``."""
@@ -141,8 +168,11 @@ def learn_on_budget(model: Any, eval_env: Any, frames: int, repeat: int, minutes
     def evaluate() -> None:
         mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=n_eval, deterministic=False)
         curve.append((model.num_timesteps * repeat, float(mean), time.perf_counter() - start))
-        print(f"{curve[-1][0]:>8} frames  return {mean:7.1f}  updates {model._n_updates:>6}  "
-              f"{curve[-1][2] / 60:5.1f} min", flush=True)
+        print(
+            f"{curve[-1][0]:>8} frames  return {mean:7.1f}  updates {model._n_updates:>6}  "
+            f"{curve[-1][2] / 60:5.1f} min",
+            flush=True,
+        )
 
     class Budget(BaseCallback):
         def _on_step(self) -> bool:
@@ -156,8 +186,9 @@ def learn_on_budget(model: Any, eval_env: Any, frames: int, repeat: int, minutes
     return curve
 
 
-def plot_curve(curve: list[tuple[int, float, float]], random: list[float], path: Path, label: str, title: str,
-               repeat: int) -> None:
+def plot_curve(
+    curve: list[tuple[int, float, float]], random: list[float], path: Path, label: str, title: str, repeat: int
+) -> None:
     """Evaluation return over frames, with the random policy's mean as a dotted line."""
     import matplotlib
 

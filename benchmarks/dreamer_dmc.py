@@ -67,8 +67,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         policy_kwargs = {**cfg["policy_kwargs"], "size": args.size}
         if args.ac_lr is not None:
             policy_kwargs.update(actor_lr=args.ac_lr, critic_lr=args.ac_lr)
-        overrides.update(n_envs=1, learning_starts=args.learning_starts, batch_size=args.batch_size,
-                         batch_length=args.batch_length, train_ratio=args.train_ratio, policy_kwargs=policy_kwargs)
+        overrides.update(
+            n_envs=1,
+            learning_starts=args.learning_starts,
+            batch_size=args.batch_size,
+            batch_length=args.batch_length,
+            train_ratio=args.train_ratio,
+            policy_kwargs=policy_kwargs,
+        )
         if args.model_lr is not None:
             overrides["learning_rate"] = args.model_lr
     overrides["env_kwargs"] = env_kwargs
@@ -81,26 +87,51 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     curve = learn_on_budget(model, eval_env, args.frames, repeat, args.minutes, args.eval_every, n_eval)
     stem = "dreamer_dmc.quick" if args.quick else "dreamer_dmc"
     args.out.mkdir(parents=True, exist_ok=True)
-    write_open_loop(model, args.out / f"{stem}.openloop.png",
-                    context=5, horizon=15 if not args.quick else 5)
-    plot_curve(curve, random, args.out / f"{stem}.png", f"Dreamer (ours, size {args.size}), policy samples",
-               f"Dreamer, {args.task} from pixels, CPU budget", repeat)
-    rows = [[args.task, f"{curve[-1][0]:,}", f"{curve[-1][1]:.0f}", f"{max(v for _, v, _ in curve):.0f}",
-             f"{np.mean(random):.0f}", model._n_updates, f"{model.policy.n_parameters() / 1e6:.1f}M",
-             f"{curve[-1][2] / 60:.1f}"]]
-    table = md_table(["task", "frames", "final return", "best return", "random policy", "updates", "parameters",
-                      "minutes"], rows)
-    table += ("\nQUICK MODE: 32x32 frames, tiny batch and budget; the numbers only show the pipeline runs.\n"
-              if args.quick else "")
-    schedule = ("the zoo entry as it is" if args.paper else
-                f"size {args.size}, batch {args.batch_size} x {args.batch_length}, train_ratio {args.train_ratio:g}, "
-                f"{args.learning_starts:,} random steps, action repeat {repeat} (zoo entry: s, 16 x 64, 512, 2,500, 2)")
+    write_open_loop(model, args.out / f"{stem}.openloop.png", context=5, horizon=15 if not args.quick else 5)
+    plot_curve(
+        curve,
+        random,
+        args.out / f"{stem}.png",
+        f"Dreamer (ours, size {args.size}), policy samples",
+        f"Dreamer, {args.task} from pixels, CPU budget",
+        repeat,
+    )
+    rows = [
+        [
+            args.task,
+            f"{curve[-1][0]:,}",
+            f"{curve[-1][1]:.0f}",
+            f"{max(v for _, v, _ in curve):.0f}",
+            f"{np.mean(random):.0f}",
+            model._n_updates,
+            f"{model.policy.n_parameters() / 1e6:.1f}M",
+            f"{curve[-1][2] / 60:.1f}",
+        ]
+    ]
+    table = md_table(
+        ["task", "frames", "final return", "best return", "random policy", "updates", "parameters", "minutes"], rows
+    )
+    table += (
+        "\nQUICK MODE: 32x32 frames, tiny batch and budget; the numbers only show the pipeline runs.\n"
+        if args.quick
+        else ""
+    )
+    schedule = (
+        "the zoo entry as it is"
+        if args.paper
+        else f"size {args.size}, batch {args.batch_size} x {args.batch_length}, train_ratio {args.train_ratio:g}, "
+        f"{args.learning_starts:,} random steps, action repeat {repeat} (zoo entry: s, 16 x 64, 512, 2,500, 2)"
+    )
     if not args.paper and (args.model_lr is not None or args.ac_lr is not None):
-        schedule += (f", learning rates: world model {model.learning_rate:g}, actor and critic "
-                     f"{model.policy.actor_lr:g} (zoo entry: 1e-4, 3e-5)")
+        schedule += (
+            f", learning rates: world model {model.learning_rate:g}, actor and critic "
+            f"{model.policy.actor_lr:g} (zoo entry: 1e-4, 3e-5)"
+        )
     schedule += ", bfloat16 compute (amp)" if args.amp else ", float32"
-    table += (f"\nOne seed; 64x64 frames; {schedule}. Curve: `{stem}.png`; open-loop predictions: "
-              f"`{stem}.openloop.png` / `.gif` (rows: truth, model, difference; a red edge marks imagined frames).\n")
+    table += (
+        f"\nOne seed; 64x64 frames; {schedule}. Curve: `{stem}.png`; open-loop predictions: "
+        f"`{stem}.openloop.png` / `.gif` (rows: truth, model, difference; a red edge marks imagined frames).\n"
+    )
     out = {"task": args.task, "curve": curve, "random_returns": random, "schedule": vars(args) | {"out": str(args.out)}}
     del out["schedule"]["question"]
     return write("dreamer_dmc", args, out, table)

@@ -46,15 +46,29 @@ def random_batch(b: int, t: int, seed: int = 0) -> SequenceSamples:
     g = torch.Generator().manual_seed(seed)
     first = torch.zeros(b, t + 1)
     first[:, t // 2] = 1.0
-    return SequenceSamples(torch.randint(0, 256, (b, t + 1, 3, 64, 64), dtype=torch.uint8, generator=g),
-                           torch.rand(b, t, 6, generator=g) * 2 - 1, torch.rand(b, t, generator=g), first,
-                           torch.zeros(b, t + 1), torch.zeros(b, t + 1))
+    return SequenceSamples(
+        torch.randint(0, 256, (b, t + 1, 3, 64, 64), dtype=torch.uint8, generator=g),
+        torch.rand(b, t, 6, generator=g) * 2 - 1,
+        torch.rand(b, t, generator=g),
+        first,
+        torch.zeros(b, t + 1),
+        torch.zeros(b, t + 1),
+    )
 
 
 def rate(size: str, b: int, t: int, repeats: int, amp: bool = False) -> dict[str, Any]:
     torch.manual_seed(0)
-    model = Dreamer("CnnPolicy", _Spaces(), policy_kwargs={"size": PAPER_XS if size == "paper_xs" else size},
-                    buffer_size=b * (t + 1), batch_size=b, batch_length=t, device="cpu", seed=0, amp=amp)
+    model = Dreamer(
+        "CnnPolicy",
+        _Spaces(),
+        policy_kwargs={"size": PAPER_XS if size == "paper_xs" else size},
+        buffer_size=b * (t + 1),
+        batch_size=b,
+        batch_length=t,
+        device="cpu",
+        seed=0,
+        amp=amp,
+    )
     batch = random_batch(b, t)
     out = median_rate(lambda: (model.update(batch), 1)[1], repeats, warmup=lambda: model.update(batch))
     return {**out, "parameters": model.policy.n_parameters()}
@@ -81,27 +95,42 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             row: list[Any] = [size, "", key, f"{ANCHOR_OF[size]}: {anchor}" if anchor else "-"]
             for amp in precisions:
                 r = rate(size, b, t, repeats, amp)
-                r["anchor"] = {"parameters": ANCHOR_OF.get(size), "steps_per_s": anchor,
-                               "ratio": r["median_per_s"] / anchor if anchor else None}
+                r["anchor"] = {
+                    "parameters": ANCHOR_OF.get(size),
+                    "steps_per_s": anchor,
+                    "ratio": r["median_per_s"] / anchor if anchor else None,
+                }
                 results[f"{size}/{key}{'/bf16' if amp else ''}"] = r
                 row[1] = f"{r['parameters'] / 1e6:.1f}M"
                 row += [r["median_per_s"], f"{r['anchor']['ratio']:.2f}x" if anchor else "-"]
             rows.append(row)
             print(rows[-1], flush=True)
-    head = ["size", "parameters", "batch (B x T)", "dreamerv3-torch anchor (float32)", "ours float32 steps/s",
-            "vs anchor"]
+    head = [
+        "size",
+        "parameters",
+        "batch (B x T)",
+        "dreamerv3-torch anchor (float32)",
+        "ours float32 steps/s",
+        "vs anchor",
+    ]
     if True in precisions:
         head += ["ours bfloat16 (amp) steps/s", "vs anchor"]
     table = md_table(head, rows)
-    table += ("\nOne train step: world-model update + 15-step imagination actor-critic update from every posterior "
-              f"state, 64x64x3 images, 6 actions, torch threads: {torch.get_num_threads()}. Anchors from issue 7 "
-              "(dreamerv3-torch on this CPU, float32, its default precision); the anchor for the paper's XS (8.3M "
-              "here) is a 7.0M configuration. bfloat16: `Dreamer(..., amp=True)`, autocast compute as the official "
-              "code's `compute_dtype: bfloat16` (parameters, optimizer and losses in float32).\n")
-    goals = {f"{k} vs dreamerv3-torch": goal(r["anchor"]["ratio"], 1.5) for k, r in results.items()
-             if r["anchor"]["ratio"] is not None}
-    return write("dreamer_speed", args, {"results": results, "sizes": {k: SIZES.get(k, PAPER_XS) for k in sizes}},
-                 table, goals)
+    table += (
+        "\nOne train step: world-model update + 15-step imagination actor-critic update from every posterior "
+        f"state, 64x64x3 images, 6 actions, torch threads: {torch.get_num_threads()}. Anchors from issue 7 "
+        "(dreamerv3-torch on this CPU, float32, its default precision); the anchor for the paper's XS (8.3M "
+        "here) is a 7.0M configuration. bfloat16: `Dreamer(..., amp=True)`, autocast compute as the official "
+        "code's `compute_dtype: bfloat16` (parameters, optimizer and losses in float32).\n"
+    )
+    goals = {
+        f"{k} vs dreamerv3-torch": goal(r["anchor"]["ratio"], 1.5)
+        for k, r in results.items()
+        if r["anchor"]["ratio"] is not None
+    }
+    return write(
+        "dreamer_speed", args, {"results": results, "sizes": {k: SIZES.get(k, PAPER_XS) for k in sizes}}, table, goals
+    )
 
 
 if __name__ == "__main__":

@@ -37,18 +37,56 @@ CONFIGS = Path(__file__).resolve().parent.parent / "zoo_configs" / "drqv2.yml"
 REPEAT = 2  # every DrQ-v2 task uses action repeat 2
 #: published DrQ-v2 evaluation return: task -> {frames: (mean, std over 10 seeds)}
 PUBLISHED: dict[str, dict[int, tuple[float, float]]] = {
-    "cartpole-swingup": {0: (17, 11), 20_000: (102, 56), 40_000: (203, 116), 60_000: (326, 203),
-                         80_000: (484, 245), 100_000: (626, 254), 120_000: (714, 177), 140_000: (751, 146),
-                         160_000: (780, 83), 180_000: (796, 45), 200_000: (807, 29)},
-    "walker-walk": {0: (21, 3), 20_000: (47, 38), 40_000: (65, 52), 60_000: (89, 73), 80_000: (132, 112),
-                    100_000: (170, 152), 120_000: (231, 170), 140_000: (253, 169), 160_000: (324, 232),
-                    180_000: (369, 260), 200_000: (428, 266)},
-    "cheetah-run": {0: (0, 0), 200_000: (479, 47), 400_000: (577, 52), 600_000: (648, 25), 800_000: (681, 23),
-                    1_000_000: (729, 41)},
-    "walker-run": {0: (20, 2), 200_000: (217, 87), 400_000: (383, 123), 600_000: (472, 127),
-                   800_000: (511, 112), 1_000_000: (546, 108)},
-    "quadruped-walk": {0: (158, 65), 200_000: (190, 82), 400_000: (296, 99), 600_000: (424, 122),
-                       800_000: (639, 137), 1_000_000: (750, 79)},
+    "cartpole-swingup": {
+        0: (17, 11),
+        20_000: (102, 56),
+        40_000: (203, 116),
+        60_000: (326, 203),
+        80_000: (484, 245),
+        100_000: (626, 254),
+        120_000: (714, 177),
+        140_000: (751, 146),
+        160_000: (780, 83),
+        180_000: (796, 45),
+        200_000: (807, 29),
+    },
+    "walker-walk": {
+        0: (21, 3),
+        20_000: (47, 38),
+        40_000: (65, 52),
+        60_000: (89, 73),
+        80_000: (132, 112),
+        100_000: (170, 152),
+        120_000: (231, 170),
+        140_000: (253, 169),
+        160_000: (324, 232),
+        180_000: (369, 260),
+        200_000: (428, 266),
+    },
+    "cheetah-run": {
+        0: (0, 0),
+        200_000: (479, 47),
+        400_000: (577, 52),
+        600_000: (648, 25),
+        800_000: (681, 23),
+        1_000_000: (729, 41),
+    },
+    "walker-run": {
+        0: (20, 2),
+        200_000: (217, 87),
+        400_000: (383, 123),
+        600_000: (472, 127),
+        800_000: (511, 112),
+        1_000_000: (546, 108),
+    },
+    "quadruped-walk": {
+        0: (158, 65),
+        200_000: (190, 82),
+        400_000: (296, 99),
+        600_000: (424, 122),
+        800_000: (639, 137),
+        1_000_000: (750, 79),
+    },
 }
 CPU_TASKS = ("cartpole-swingup", "walker-walk")
 PAPER_TASKS = ("cheetah-run", "walker-run", "quadruped-walk")
@@ -58,8 +96,10 @@ def published_at(task: str, frames: float) -> tuple[float, float]:
     """The published mean and std at ``frames``, linearly interpolated between checkpoints."""
     points = sorted(PUBLISHED[task].items())
     xs = [f for f, _ in points]
-    return (float(np.interp(frames, xs, [m for _, (m, _) in points])),
-            float(np.interp(frames, xs, [s for _, (_, s) in points])))
+    return (
+        float(np.interp(frames, xs, [m for _, (m, _) in points])),
+        float(np.interp(frames, xs, [s for _, (_, s) in points])),
+    )
 
 
 def run_one(job: dict[str, Any]) -> dict[str, Any]:
@@ -78,18 +118,23 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     cfg = load_zoo_config(CONFIGS, env_id)
     overrides = {k: job[k] for k in ("batch_size", "buffer_size", "learning_starts") if job.get(k)}
     overrides.update(job.get("extra", {}))
-    model, _ = build_from_config(DrQv2, env_id, cfg, source=str(CONFIGS), seed=job["seed"],
-                                 device=job["device"], **overrides)
-    eval_env = make_vec_env(env_id, seed=job["seed"] + 10_000, env_kwargs={**cfg["env_kwargs"],
-                                                                           **job.get("env_kwargs", {})})
+    model, _ = build_from_config(
+        DrQv2, env_id, cfg, source=str(CONFIGS), seed=job["seed"], device=job["device"], **overrides
+    )
+    eval_env = make_vec_env(
+        env_id, seed=job["seed"] + 10_000, env_kwargs={**cfg["env_kwargs"], **job.get("env_kwargs", {})}
+    )
     curve: list[tuple[int, float, float, float]] = []  # (frames, mean return, std, seconds)
     start = time.perf_counter()
 
     def evaluate() -> None:
         mean, std = evaluate_policy(model, eval_env, n_eval_episodes=job["eval_episodes"])
         curve.append((model.num_timesteps * REPEAT, float(mean), float(std), time.perf_counter() - start))
-        print(f"[{job['task']} seed {job['seed']}] {curve[-1][0]:>8} frames  return {mean:7.1f}  "
-              f"{curve[-1][3] / 60:5.1f} min", flush=True)
+        print(
+            f"[{job['task']} seed {job['seed']}] {curve[-1][0]:>8} frames  return {mean:7.1f}  "
+            f"{curve[-1][3] / 60:5.1f} min",
+            flush=True,
+        )
 
     class Budget(BaseCallback):
         def _on_step(self) -> bool:
@@ -102,9 +147,16 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     if curve[-1][0] != model.num_timesteps * REPEAT:
         evaluate()
     updates = int(model._n_updates)
-    return {"task": job["task"], "seed": job["seed"], "curve": curve, "updates": updates,
-            "frames": model.num_timesteps * REPEAT, "seconds": time.perf_counter() - start,
-            "batch_size": model.batch_size, "buffer_size": model.buffer_size}
+    return {
+        "task": job["task"],
+        "seed": job["seed"],
+        "curve": curve,
+        "updates": updates,
+        "frames": model.num_timesteps * REPEAT,
+        "seconds": time.perf_counter() - start,
+        "batch_size": model.batch_size,
+        "buffer_size": model.buffer_size,
+    }
 
 
 def plot(runs: list[dict[str, Any]], tasks: list[str], path: Path) -> None:
@@ -133,8 +185,9 @@ def plot(runs: list[dict[str, Any]], tasks: list[str], path: Path) -> None:
     plt.close(fig)
 
 
-def report(runs: list[dict[str, Any]], tasks: list[str], seeds: int, job: dict[str, Any],
-           args: argparse.Namespace) -> dict[str, Any]:
+def report(
+    runs: list[dict[str, Any]], tasks: list[str], seeds: int, job: dict[str, Any], args: argparse.Namespace
+) -> dict[str, Any]:
     """Table, plot and result files from the runs (also used to redo the report from a saved JSON)."""
     quick = args.quick
     rows = []
@@ -144,17 +197,38 @@ def report(runs: list[dict[str, Any]], tasks: list[str], seeds: int, job: dict[s
         finals = [r["curve"][-1][1] for r in mine]
         ours = f"{np.mean(finals):.0f} ± {np.std(finals):.0f}" if len(finals) > 1 else f"{finals[0]:.0f} (1 seed)"
         pub = published_at(task, frames)
-        rows.append([task, f"{frames:,}", ours, f"{pub[0]:.0f} ± {pub[1]:.0f}",
-                     f"{np.mean([r['updates'] for r in mine]):.0f}",
-                     f"{np.mean([r['seconds'] for r in mine]) / 60:.1f}", mine[0]["batch_size"],
-                     mine[0]["buffer_size"]])
-    table = md_table(["task", "frames reached", "ours (final eval)", "DrQ-v2 published at those frames",
-                      "updates", "minutes", "batch", "buffer"], rows)
+        rows.append(
+            [
+                task,
+                f"{frames:,}",
+                ours,
+                f"{pub[0]:.0f} ± {pub[1]:.0f}",
+                f"{np.mean([r['updates'] for r in mine]):.0f}",
+                f"{np.mean([r['seconds'] for r in mine]) / 60:.1f}",
+                mine[0]["batch_size"],
+                mine[0]["buffer_size"],
+            ]
+        )
+    table = md_table(
+        [
+            "task",
+            "frames reached",
+            "ours (final eval)",
+            "DrQ-v2 published at those frames",
+            "updates",
+            "minutes",
+            "batch",
+            "buffer",
+        ],
+        rows,
+    )
     stem = "drqv2_dmc.quick" if quick else "drqv2_dmc"
-    table += (f"\n{seeds} seed(s) per task, {job['eval_episodes']} evaluation episodes (deterministic actor) every "
-              f"{job['eval_every']:,} frames; budget per run: {job['frames']:,} frames or "
-              f"{job['seconds'] / 60:.0f} min, whichever first. Published: mean ± std over the official code's "
-              f"10 seeds (curves/dmc_<task>.csv), interpolated. Curves: `{stem}.png`.\n")
+    table += (
+        f"\n{seeds} seed(s) per task, {job['eval_episodes']} evaluation episodes (deterministic actor) every "
+        f"{job['eval_every']:,} frames; budget per run: {job['frames']:,} frames or "
+        f"{job['seconds'] / 60:.0f} min, whichever first. Published: mean ± std over the official code's "
+        f"10 seeds (curves/dmc_<task>.csv), interpolated. Curves: `{stem}.png`.\n"
+    )
     if quick:
         table += "QUICK MODE: 36x36 frames, tiny networks and budget; the numbers only show the pipeline runs.\n"
     args.out.mkdir(parents=True, exist_ok=True)
@@ -180,15 +254,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     quick = args.quick
     tasks = args.tasks or (["cartpole-swingup"] if quick else list(PAPER_TASKS if args.paper else CPU_TASKS))
     seeds = args.seeds or (3 if args.paper else 1)
-    job = {"device": args.device, "threads": 0 if args.paper else 1,
-           "seconds": 60 * (args.minutes or (600 if args.paper else 45)),
-           "frames": args.frames or (1_000 if quick else 1_000_000 if args.paper else 200_000),
-           "eval_every": args.eval_every or (500 if quick else 100_000 if args.paper else 10_000),
-           "eval_episodes": args.eval_episodes or (1 if quick else 10 if args.paper else 5),
-           "batch_size": 16 if quick else args.batch_size, "buffer_size": 2_000 if quick else args.buffer_size}
+    job = {
+        "device": args.device,
+        "threads": 0 if args.paper else 1,
+        "seconds": 60 * (args.minutes or (600 if args.paper else 45)),
+        "frames": args.frames or (1_000 if quick else 1_000_000 if args.paper else 200_000),
+        "eval_every": args.eval_every or (500 if quick else 100_000 if args.paper else 10_000),
+        "eval_episodes": args.eval_episodes or (1 if quick else 10 if args.paper else 5),
+        "batch_size": 16 if quick else args.batch_size,
+        "buffer_size": 2_000 if quick else args.buffer_size,
+    }
     if quick:  # the same path end to end on tiny frames and networks; the numbers mean nothing
-        job.update(learning_starts=200, env_kwargs={"size": 36},
-                   extra={"env_kwargs": {"size": 36}, "policy_kwargs": {"net_arch": [32, 32]}})
+        job.update(
+            learning_starts=200,
+            env_kwargs={"size": 36},
+            extra={"env_kwargs": {"size": 36}, "policy_kwargs": {"net_arch": [32, 32]}},
+        )
     jobs = [{**job, "task": t, "seed": s} for t in tasks for s in range(seeds)]
     workers = args.workers or (1 if args.paper or quick else len(jobs))
     if workers > 1:

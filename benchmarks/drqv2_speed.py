@@ -54,9 +54,18 @@ class TextbookDrQv2:
     :param channels_last: run the encoder channels-last
     """
 
-    def __init__(self, obs_shape: tuple[int, ...], action_dim: int, feature_dim: int = 50, hidden: int = 1024,
-                 lr: float = 1e-4, tau: float = 0.01, stddev: float = 1.0, stddev_clip: float = 0.3,
-                 channels_last: bool = False) -> None:
+    def __init__(
+        self,
+        obs_shape: tuple[int, ...],
+        action_dim: int,
+        feature_dim: int = 50,
+        hidden: int = 1024,
+        lr: float = 1e-4,
+        tau: float = 0.01,
+        stddev: float = 1.0,
+        stddev_clip: float = 0.3,
+        channels_last: bool = False,
+    ) -> None:
         c, h, w = obs_shape
         self.aug, self.tau, self.stddev, self.clip = RandomShift(pad=4), tau, stddev, stddev_clip
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -119,15 +128,22 @@ class TextbookDrQv2:
 
     def copy_from(self, model: DrQv2) -> None:
         """Take the weights of an :class:`sb3_latent.DrQv2` with the default encoder (for the maths check)."""
-        fe, afe, tfe = (model.critic.features_extractor, model.actor.features_extractor,
-                        model.critic_target.features_extractor)
+        fe, afe, tfe = (
+            model.critic.features_extractor,
+            model.actor.features_extractor,
+            model.critic_target.features_extractor,
+        )
         self.encoder.load_state_dict(fe.encoder.state_dict())
         for trunk, src in ((self.critic_trunk, fe), (self.actor_trunk, afe), (self.target[0], tfe)):
             trunk[0].load_state_dict(src.fc.state_dict())
             trunk[1].load_state_dict(src.ln.state_dict())
         self.actor_mlp.load_state_dict(model.actor.mu.state_dict())
-        pairs = ((self.q1, model.critic.qf0), (self.q2, model.critic.qf1), (self.target[1], model.critic_target.qf0),
-                 (self.target[2], model.critic_target.qf1))
+        pairs = (
+            (self.q1, model.critic.qf0),
+            (self.q2, model.critic.qf1),
+            (self.target[1], model.critic_target.qf0),
+            (self.target[2], model.critic_target.qf1),
+        )
         for dst, src in pairs:
             dst.load_state_dict(src.state_dict())
 
@@ -146,8 +162,12 @@ def same_maths_max_abs_diff(env: Any, batch: int) -> float:
     torch.manual_seed(1)
     critic_loss, actor_loss = book.update(data)
     diffs = [abs(critic_loss - logs["critic_loss"].item()), abs(actor_loss - logs["actor_loss"].item())]
-    pairs = [(book.encoder, model.critic.features_extractor.encoder), (book.q1, model.critic.qf0),
-             (book.actor_mlp, model.actor.mu), (book.target[1], model.critic_target.qf0)]
+    pairs = [
+        (book.encoder, model.critic.features_extractor.encoder),
+        (book.q1, model.critic.qf0),
+        (book.actor_mlp, model.actor.mu),
+        (book.target[1], model.critic_target.qf0),
+    ]
     for a, b in pairs:
         diffs += [(p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters(), strict=True)]
     return max(diffs)
@@ -187,18 +207,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     first = str(batches[0])
     diff = same_maths_max_abs_diff(env, batches[-1])
     goals = {f"ours_vs_textbook_batch{first}": goal(ratios[first], 1.2)}
-    table_rows = [[b, name, r["median_per_s"], f"{r['median_per_s'] / rows_b['textbook DrQ-v2']['median_per_s']:.2f}x"]
-                  for b, rows_b in results.items() for name, r in rows_b.items()]
+    table_rows = [
+        [b, name, r["median_per_s"], f"{r['median_per_s'] / rows_b['textbook DrQ-v2']['median_per_s']:.2f}x"]
+        for b, rows_b in results.items()
+        for name, r in rows_b.items()
+    ]
     table = md_table(["batch", "update", "gradient updates/s", "vs textbook"], table_rows)
-    table += (f"\n{size}x{size}, 3 stacked RGB frames, MLPs 1024x2 and feature dim 50 for the DrQ-v2 rows (SB3 default "
-              f"256x2 for stock SAC), {n_updates} updates per repeat, median of {repeats}.\n"
-              f"DrQv2 / textbook at batch {first}: {ratios[first]:.2f}x (goal >= 1.2: "
-              f"{'met' if ratios[first] >= 1.2 else 'NOT met'}"
-              f"{'; quick mode: tiny images and batches, not a measure of the goal' if args.quick else ''}). "
-              f"Same maths: one update from the same weights, batch and seed differs by at most {diff:.1e} "
-              f"(losses and parameters).\n")
-    out = {"size": size, "batch_sizes": batches, "n_frames": 3, "updates_per_repeat": n_updates, "results": results,
-           "ratios_vs_textbook": ratios, "same_maths_max_abs_diff": diff}
+    table += (
+        f"\n{size}x{size}, 3 stacked RGB frames, MLPs 1024x2 and feature dim 50 for the DrQ-v2 rows (SB3 default "
+        f"256x2 for stock SAC), {n_updates} updates per repeat, median of {repeats}.\n"
+        f"DrQv2 / textbook at batch {first}: {ratios[first]:.2f}x (goal >= 1.2: "
+        f"{'met' if ratios[first] >= 1.2 else 'NOT met'}"
+        f"{'; quick mode: tiny images and batches, not a measure of the goal' if args.quick else ''}). "
+        f"Same maths: one update from the same weights, batch and seed differs by at most {diff:.1e} "
+        f"(losses and parameters).\n"
+    )
+    out = {
+        "size": size,
+        "batch_sizes": batches,
+        "n_frames": 3,
+        "updates_per_repeat": n_updates,
+        "results": results,
+        "ratios_vs_textbook": ratios,
+        "same_maths_max_abs_diff": diff,
+    }
     return write("drqv2_speed", args, out, table, goals)
 
 

@@ -28,8 +28,11 @@ def straightforward_env(domain: str, task: str, size: int, repeat: int) -> gym.E
     from dm_control.suite.wrappers import pixels
     from shimmy.dm_control_compatibility import DmControlCompatibilityV0
 
-    dm_env = pixels.Wrapper(suite.load(domain, task, task_kwargs={"random": 0}), pixels_only=True,
-                            render_kwargs={"height": size, "width": size, "camera_id": 0})
+    dm_env = pixels.Wrapper(
+        suite.load(domain, task, task_kwargs={"random": 0}),
+        pixels_only=True,
+        render_kwargs={"height": size, "width": size, "camera_id": 0},
+    )
     return ActionRepeat(DmControlCompatibilityV0(dm_env), repeat)
 
 
@@ -57,11 +60,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for domain, task in tasks:
         r: dict[str, Any] = {}
         r["straightforward"] = steps_per_s(straightforward_env(domain, task, size, repeat), n_steps, repeats)
-        r["ours"] = steps_per_s(make_dmc_gym_env(domain, task, size=size, action_repeat=repeat, frame_stack=3),
-                                n_steps, repeats)
+        r["ours"] = steps_per_s(
+            make_dmc_gym_env(domain, task, size=size, action_repeat=repeat, frame_stack=3), n_steps, repeats
+        )
         r["ours_fast_render"] = steps_per_s(
             make_dmc_gym_env(domain, task, size=size, action_repeat=repeat, frame_stack=3, fast_render=True),
-            n_steps, repeats)
+            n_steps,
+            repeats,
+        )
         s, o, f = (r[k]["median_per_s"] for k in ("straightforward", "ours", "ours_fast_render"))
         r["speedup_ours_vs_straightforward"] = o / s
         r["speedup_fast_vs_default_render"] = f / o
@@ -71,13 +77,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     goal_repeat = min(r["speedup_ours_vs_straightforward"] for r in results.values())
     goal_fast = min(r["speedup_fast_vs_default_render"] for r in results.values())
     table = md_table(
-        ["task", "straightforward (steps/s)", "ours (steps/s)", "ours + fast_render (steps/s)",
-         "ours / straightforward (goal >= 6x)", "fast / default render (goal >= 3x)", "fast / straightforward"],
+        [
+            "task",
+            "straightforward (steps/s)",
+            "ours (steps/s)",
+            "ours + fast_render (steps/s)",
+            "ours / straightforward (goal >= 6x)",
+            "fast / default render (goal >= 3x)",
+            "fast / straightforward",
+        ],
         rows,
     )
-    table += (f"\n84x84 frames, action repeat 8, {n_steps} agent steps per repeat, median of {repeats}. "
-              f"Worst case: {goal_repeat:.1f}x at repeat 8 (goal 6x: {'met' if goal_repeat >= 6 else 'NOT met'}), "
-              f"{goal_fast:.1f}x from fast render (goal 3x: {'met' if goal_fast >= 3 else 'NOT met'}).\n")
+    table += (
+        f"\n84x84 frames, action repeat 8, {n_steps} agent steps per repeat, median of {repeats}. "
+        f"Worst case: {goal_repeat:.1f}x at repeat 8 (goal 6x: {'met' if goal_repeat >= 6 else 'NOT met'}), "
+        f"{goal_fast:.1f}x from fast render (goal 3x: {'met' if goal_fast >= 3 else 'NOT met'}).\n"
+    )
     out = {"size": size, "action_repeat": repeat, "n_steps": n_steps, "tasks": results}
     goals = {"ours_vs_straightforward_repeat8": goal(goal_repeat, 6.0), "fast_vs_default_render": goal(goal_fast, 3.0)}
     return write("envs_speed", args, out, table, goals)

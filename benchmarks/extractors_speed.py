@@ -26,8 +26,16 @@ VARIANTS = {
 
 def updates_per_s(policy_kwargs: dict[str, Any], size: int, batch: int, n_updates: int, repeats: int) -> dict:
     env = make_moving_dot_env(frame_stack=3, size=size, seed=0)
-    model = SAC("CnnPolicy", env, policy_kwargs=policy_kwargs, batch_size=batch, buffer_size=max(4 * batch, 1000),
-                learning_starts=0, seed=0, device="auto")
+    model = SAC(
+        "CnnPolicy",
+        env,
+        policy_kwargs=policy_kwargs,
+        batch_size=batch,
+        buffer_size=max(4 * batch, 1000),
+        learning_starts=0,
+        seed=0,
+        device="auto",
+    )
     fill(model.replay_buffer)  # type: ignore[arg-type]
     model._setup_learn(total_timesteps=1)
 
@@ -37,10 +45,13 @@ def updates_per_s(policy_kwargs: dict[str, Any], size: int, batch: int, n_update
             torch.cuda.synchronize()
         return n_updates
 
-    params = {name: sum(p.numel() for p in m.parameters()) for name, m in
-              [("actor", model.actor), ("critic", model.critic)]}
-    return {**median_rate(train, repeats, warmup=lambda: model.train(gradient_steps=2, batch_size=batch)),
-            "parameters": params}
+    params = {
+        name: sum(p.numel() for p in m.parameters()) for name, m in [("actor", model.actor), ("critic", model.critic)]
+    }
+    return {
+        **median_rate(train, repeats, warmup=lambda: model.train(gradient_steps=2, batch_size=batch)),
+        "parameters": params,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -52,11 +63,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results[name] = updates_per_s(make_kwargs(), size, batch, n_updates, repeats)
         print(f"{name}: {results[name]['median_per_s']:.2f} updates/s", flush=True)
     base = results["NatureCNN (SB3 default)"]["median_per_s"]
-    rows = [[name, r["median_per_s"], f"{r['median_per_s'] / base:.2f}x", r["parameters"]["critic"],
-             r["parameters"]["actor"]] for name, r in results.items()]
+    rows = [
+        [
+            name,
+            r["median_per_s"],
+            f"{r['median_per_s'] / base:.2f}x",
+            r["parameters"]["critic"],
+            r["parameters"]["actor"],
+        ]
+        for name, r in results.items()
+    ]
     table = md_table(["extractor", "SAC updates/s", "vs NatureCNN", "critic params", "actor params"], rows)
-    table += (f"\n{size}x{size} frames, 3 stacked, batch {batch}, SB3 SAC defaults otherwise (MLP 256x256, "
-              f"features: NatureCNN 512, Flare family 64); {n_updates} updates per repeat, median of {repeats}.\n")
+    table += (
+        f"\n{size}x{size} frames, 3 stacked, batch {batch}, SB3 SAC defaults otherwise (MLP 256x256, "
+        f"features: NatureCNN 512, Flare family 64); {n_updates} updates per repeat, median of {repeats}.\n"
+    )
     out = {"size": size, "batch_size": batch, "n_frames": 3, "updates_per_repeat": n_updates, "results": results}
     return write("extractors_speed", args, out, table)
 

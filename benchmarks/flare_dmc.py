@@ -36,8 +36,14 @@ PAPER = {
     "walker-run": ((426, 33), (547, 48), (556, 93), (628, 39)),
 }
 ALGOS = {"Flare": "rad_flare.yml", "RAD": "rad.yml"}
-QUICK = dict(env_kwargs={"size": 40}, augment_kwargs={"size": 48}, batch_size=16, buffer_size=1000,
-             learning_starts=100, policy_kwargs={"net_arch": [64, 64]})
+QUICK = dict(
+    env_kwargs={"size": 40},
+    augment_kwargs={"size": 48},
+    batch_size=16,
+    buffer_size=1000,
+    learning_starts=100,
+    policy_kwargs={"net_arch": [64, 64]},
+)
 
 
 class Checkpoints(BaseCallback):
@@ -59,10 +65,12 @@ def run(task: str, algo: str, seed: int, checkpoints: list[int], quick: bool, de
     env_id = f"sb3_latent/{task}-pixels-v0"
     cfg = load_zoo_config(CONFIGS / ALGOS[algo], env_id)
     repeat = int(cfg["env_kwargs"]["action_repeat"])
-    model, _ = build_from_config(RAD, env_id, cfg, source=ALGOS[algo], seed=seed, device=device,
-                                 **(QUICK if quick else {}))
-    eval_env = make_vec_env(env_id, seed=seed + 1000,
-                            env_kwargs={**cfg["env_kwargs"], **(QUICK["env_kwargs"] if quick else {})})
+    model, _ = build_from_config(
+        RAD, env_id, cfg, source=ALGOS[algo], seed=seed, device=device, **(QUICK if quick else {})
+    )
+    eval_env = make_vec_env(
+        env_id, seed=seed + 1000, env_kwargs={**cfg["env_kwargs"], **(QUICK["env_kwargs"] if quick else {})}
+    )
     cb = Checkpoints(eval_env, checkpoints, repeat, n_episodes=1 if quick else 10)
     model.learn(max(checkpoints) // repeat + 1, callback=cb)
     return {"task": task, "algo": algo, "seed": seed, "returns": {str(k): v for k, v in cb.results.items()}}
@@ -88,9 +96,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 row += [f"{np.mean(vals):.0f} ± {np.std(vals):.0f}", f"{paper[0]} ± {paper[1]}"]
             rows.append(row)
     table = md_table(["task", "env steps", "Flare (ours)", "Flare (paper)", "RAD (ours)", "RAD (paper)"], rows)
-    table += (f"\n{seeds} seed(s); " + ("QUICK MODE: tiny budget, 40x40 frames and small networks; the numbers "
-              "only show the pipeline runs, they are not comparable with the paper.\n" if args.quick else
-              "10 evaluation episodes per checkpoint; settings from zoo_configs/ (Flare Table A.4).\n"))
+    table += f"\n{seeds} seed(s); " + (
+        "QUICK MODE: tiny budget, 40x40 frames and small networks; the numbers "
+        "only show the pipeline runs, they are not comparable with the paper.\n"
+        if args.quick
+        else "10 evaluation episodes per checkpoint; settings from zoo_configs/ (Flare Table A.4).\n"
+    )
     out = {"tasks": tasks, "seeds": seeds, "checkpoints_env_steps": checkpoints, "runs": runs}
     return write("flare_dmc", args, out, table)
 

@@ -58,13 +58,27 @@ def run_one(job: tuple[str, str, int, int, int, int]) -> dict[str, Any]:
         policy_kwargs = state_flare_kwargs(n_frames=4, net_arch=[256, 256])
     env = make_dmc_env(domain, name, seed=seed, **kw)
     eval_env = make_dmc_env(domain, name, seed=seed + 10_000, **kw)
-    model = SAC("MlpPolicy", env, policy_kwargs=policy_kwargs, learning_rate=1e-3, batch_size=256, tau=0.01,
-                learning_starts=min(1000, steps // 4), seed=seed, device="cpu")
+    model = SAC(
+        "MlpPolicy",
+        env,
+        policy_kwargs=policy_kwargs,
+        learning_rate=1e-3,
+        batch_size=256,
+        tau=0.01,
+        learning_starts=min(1000, steps // 4),
+        seed=seed,
+        device="cpu",
+    )
     with tempfile.TemporaryDirectory() as log_dir:  # EvalCallback keeps its curve only with a log_path
         cb = EvalCallback(eval_env, eval_freq=eval_freq, n_eval_episodes=5, log_path=log_dir, verbose=0)
         model.learn(steps, callback=cb)
-    return {"task": task, "variant": variant, "seed": seed, "steps": cb.evaluations_timesteps,
-            "returns": [float(np.mean(r)) for r in cb.evaluations_results]}
+    return {
+        "task": task,
+        "variant": variant,
+        "seed": seed,
+        "steps": cb.evaluations_timesteps,
+        "returns": [float(np.mean(r)) for r in cb.evaluations_results],
+    }
 
 
 def plot(runs: list[dict[str, Any]], tasks: list[str], path: str) -> None:
@@ -115,8 +129,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         row: list[Any] = [task]
         for variant in VARIANTS:
             finals = [r["returns"][-1] for r in runs if r["task"] == task and r["variant"] == variant]
-            summary[f"{task}/{variant}"] = {"mean": float(np.mean(finals)), "std": float(np.std(finals)),
-                                            "finals": finals}
+            summary[f"{task}/{variant}"] = {
+                "mean": float(np.mean(finals)),
+                "std": float(np.std(finals)),
+                "finals": finals,
+            }
             row.append(f"{np.mean(finals):.0f} ± {np.std(finals):.0f}")
         table_rows.append(row)
     stem = "flare_state.quick" if args.quick else "flare_state"
@@ -124,8 +141,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     plot(runs, tasks, str(args.out / f"{stem}.png"))
     budget = ", ".join(f"{t}: {TASKS[t][1] if not args.quick else 400} agent steps x{TASKS[t][0]}" for t in tasks)
     table = md_table(["task", *VARIANTS], table_rows)
-    table += (f"\nFinal evaluation return (5 episodes, deterministic), mean ± std over {seeds} seeds. "
-              f"Budget: {budget}. SAC 256x256, batch 256, lr 1e-3. Curves: `{stem}.png`.\n")
+    table += (
+        f"\nFinal evaluation return (5 episodes, deterministic), mean ± std over {seeds} seeds. "
+        f"Budget: {budget}. SAC 256x256, batch 256, lr 1e-3. Curves: `{stem}.png`.\n"
+    )
     return write("flare_state", args, {"tasks": tasks, "seeds": seeds, "summary": summary, "runs": runs}, table)
 
 

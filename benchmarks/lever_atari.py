@@ -32,14 +32,26 @@ from sb3_latent.lever import PrioritizedLeVERReplayBuffer
 
 #: Table 1 of the LeVER paper: (Rainbow, Rainbow + LeVER) mean and std at 45T FLOPs, five runs
 PAPER_45T: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
-    "Alien": ((992.0, 152.7), (1172.6, 239.0)), "Amidar": ((144.0, 27.4), (250.5, 47.4)),
-    "BankHeist": ((145.8, 61.2), (276.6, 98.1)), "CrazyClimber": ((21580.0, 3514.6), (28066.0, 4108.5)),
-    "Krull": ((2799.5, 468.1), (3277.5, 440.5)), "PrivateEye": ((81.5, 37.0), (100.0, 0.0)),
-    "Qbert": ((2325.5, 1152.7), (4123.5, 1385.5)), "Seaquest": ((402.8, 48.4), (561.2, 100.5)),
-}  # fmt: skip
+    "Alien": ((992.0, 152.7), (1172.6, 239.0)),
+    "Amidar": ((144.0, 27.4), (250.5, 47.4)),
+    "BankHeist": ((145.8, 61.2), (276.6, 98.1)),
+    "CrazyClimber": ((21580.0, 3514.6), (28066.0, 4108.5)),
+    "Krull": ((2799.5, 468.1), (3277.5, 440.5)),
+    "PrivateEye": ((81.5, 37.0), (100.0, 0.0)),
+    "Qbert": ((2325.5, 1152.7), (4123.5, 1385.5)),
+    "Seaquest": ((402.8, 48.4), (561.2, 100.5)),
+}
 #: Table 5, Figure 3 row: freezing time T_f (env steps) per game
-T_F: dict[str, int] = {"Alien": 50_000, "Amidar": 50_000, "BankHeist": 50_000, "Krull": 50_000, "Seaquest": 50_000,
-                       "CrazyClimber": 100_000, "PrivateEye": 100_000, "Qbert": 100_000}
+T_F: dict[str, int] = {
+    "Alien": 50_000,
+    "Amidar": 50_000,
+    "BankHeist": 50_000,
+    "Krull": 50_000,
+    "Seaquest": 50_000,
+    "CrazyClimber": 100_000,
+    "PrivateEye": 100_000,
+    "Qbert": 100_000,
+}
 
 
 def layer_flops(model: Rainbow) -> dict[str, float]:
@@ -103,22 +115,40 @@ def run(game: str, seed: int, lever: bool, args: Any) -> dict[str, Any]:
         kw["learning_starts"] = args.learning_starts
     if lever:
         cls = PrioritizedLeVERReplayBuffer if args.preset == "der" else LeVERReplayBuffer
-        kw.update(replay_buffer_class=cls, replay_buffer_kwargs=dict(T_f=args.T_f or T_F.get(game, 50_000),
-                                                                      T_f_unit="steps"))
+        kw.update(
+            replay_buffer_class=cls, replay_buffer_kwargs=dict(T_f=args.T_f or T_F.get(game, 50_000), T_f_unit="steps")
+        )
     model = Rainbow("CnnPolicy", make_atari_env(game, seed=seed), **kw)
-    eval_env = make_atari_env(game, training=False, seed=10_000 + seed, **({"max_frames": args.eval_max_frames}
-                                                                              if args.eval_max_frames else {}))
+    eval_env = make_atari_env(
+        game,
+        training=False,
+        seed=10_000 + seed,
+        **({"max_frames": args.eval_max_frames} if args.eval_max_frames else {}),
+    )
     cb = FlopBudget(args.budget, eval_env, args.eval_every, args.eval_episodes)
     model.learn(args.max_steps, callback=cb)
     if not cb.curve or cb.curve[-1][0] != model.num_timesteps:
         cb.evaluate()
     buffer = model.replay_buffer
-    per_transition = (buffer.bytes_per_transition() if isinstance(buffer, LeVERReplayBuffer)  # type: ignore[union-attr]
-                      else buffer.nbytes() / (buffer.buffer_size * buffer.n_envs))  # type: ignore[union-attr]
+    per_transition = (
+        buffer.bytes_per_transition()
+        if isinstance(buffer, LeVERReplayBuffer)  # type: ignore[union-attr]
+        else buffer.nbytes() / (buffer.buffer_size * buffer.n_envs)
+    )  # type: ignore[union-attr]
     rate = {k: (len(v) / sum(v) if v else None) for k, v in cb.times.items()}
-    return {"game": game, "seed": seed, "lever": lever, "steps": model.num_timesteps, "flops": cb.flops,
-            "frozen_at": cb.frozen_at, "curve": cb.curve, "final": cb.curve[-1][2], "steps_per_s": rate,
-            "bytes_per_transition": per_transition, "sizes": cb.sizes}
+    return {
+        "game": game,
+        "seed": seed,
+        "lever": lever,
+        "steps": model.num_timesteps,
+        "flops": cb.flops,
+        "frozen_at": cb.frozen_at,
+        "curve": cb.curve,
+        "final": cb.curve[-1][2],
+        "steps_per_s": rate,
+        "bytes_per_transition": per_transition,
+        "sizes": cb.sizes,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -151,17 +181,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             cells.append(f"{np.mean(finals):.1f} ± {np.std(finals):.1f} (n={len(finals)})")
             cells.append(f"{paper[int(lever)][0]} ± {paper[int(lever)][1]}" if paper else "")
         rows.append(cells)
-    table = md_table(["game", "Rainbow (ours)", "Rainbow (paper)", "Rainbow + LeVER (ours)", "Rainbow + LeVER (paper)"],
-                     rows)
-    speed = md_table(["game", "seed", "LeVER", "steps", "frozen at", "steps/s before", "steps/s after",
-                      "bytes/transition"],
-                     [[r["game"], r["seed"], r["lever"], r["steps"], r["frozen_at"], r["steps_per_s"]["before"] or "",
-                       r["steps_per_s"]["after"] or "", r["bytes_per_transition"]] for r in runs])
+    table = md_table(
+        ["game", "Rainbow (ours)", "Rainbow (paper)", "Rainbow + LeVER (ours)", "Rainbow + LeVER (paper)"], rows
+    )
+    speed = md_table(
+        ["game", "seed", "LeVER", "steps", "frozen at", "steps/s before", "steps/s after", "bytes/transition"],
+        [
+            [
+                r["game"],
+                r["seed"],
+                r["lever"],
+                r["steps"],
+                r["frozen_at"],
+                r["steps_per_s"]["before"] or "",
+                r["steps_per_s"]["after"] or "",
+                r["bytes_per_transition"],
+            ]
+            for r in runs
+        ],
+    )
     sizes = runs[0]["sizes"]
-    table += (f"\nScores of whole games (unclipped, deterministic policy) at {args.budget:.3g} FLOPs in the paper's "
-              f"accounting; E = {sizes['E']:.3g}, M = {sizes['M']:.3g} multiply-adds per sample (first game), preset "
-              f"{args.preset}, {args.seeds} seed(s), evaluation {args.eval_episodes} episodes every {args.eval_every} "
-              f"steps{'; quick mode: a tiny budget, not a reproduction' if args.quick else ''}.\n\n" + speed)
+    table += (
+        f"\nScores of whole games (unclipped, deterministic policy) at {args.budget:.3g} FLOPs in the paper's "
+        f"accounting; E = {sizes['E']:.3g}, M = {sizes['M']:.3g} multiply-adds per sample (first game), preset "
+        f"{args.preset}, {args.seeds} seed(s), evaluation {args.eval_episodes} episodes every {args.eval_every} "
+        f"steps{'; quick mode: a tiny budget, not a reproduction' if args.quick else ''}.\n\n" + speed
+    )
     out = {"args": {k: v for k, v in vars(args).items() if k != "out"}, "runs": runs}
     payload = write("lever_atari", args, out, table)
     _plot(runs, args)
@@ -179,8 +224,13 @@ def _plot(runs: list[dict[str, Any]], args: Any) -> None:
     for ax, g in zip(axes[0], games, strict=True):
         for r in (r for r in runs if r["game"] == g):
             c = np.array(r["curve"])
-            ax.plot(c[:, 1], c[:, 2], color="C1" if r["lever"] else "C0", alpha=0.8,
-                    label=("Rainbow + LeVER" if r["lever"] else "Rainbow") if r["seed"] == 0 else None)
+            ax.plot(
+                c[:, 1],
+                c[:, 2],
+                color="C1" if r["lever"] else "C0",
+                alpha=0.8,
+                label=("Rainbow + LeVER" if r["lever"] else "Rainbow") if r["seed"] == 0 else None,
+            )
         ax.set(title=g, xlabel="FLOPs (paper's accounting)", ylabel="score")
         ax.legend()
     fig.tight_layout()

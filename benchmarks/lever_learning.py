@@ -43,9 +43,21 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         kwargs = dict(replay_buffer_class=LeVERReplayBuffer, replay_buffer_kwargs=dict(T_f=job["T_f"], K=4))
     env = make_moving_dot_env(frame_stack=3, seed=seed, size=size)
     eval_env = make_moving_dot_env(frame_stack=3, seed=seed + 10_000, size=size)
-    model = DrQv2("CnnPolicy", env, buffer_size=buffer_size, batch_size=job["batch"], learning_starts=job["starts"],
-                  learning_rate=1e-3, train_freq=1, gamma=0.9, stddev_schedule=f"linear(1.0, 0.1, {steps})", seed=seed,
-                  policy_kwargs={"net_arch": [256, 256]}, device="cpu", **kwargs)
+    model = DrQv2(
+        "CnnPolicy",
+        env,
+        buffer_size=buffer_size,
+        batch_size=job["batch"],
+        learning_starts=job["starts"],
+        learning_rate=1e-3,
+        train_freq=1,
+        gamma=0.9,
+        stddev_schedule=f"linear(1.0, 0.1, {steps})",
+        seed=seed,
+        policy_kwargs={"net_arch": [256, 256]},
+        device="cpu",
+        **kwargs,
+    )
     start = time.perf_counter()
     curve: list[tuple[int, float]] = []
 
@@ -59,9 +71,15 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     cb = Record(eval_env, eval_freq=job["eval_every"], n_eval_episodes=10, verbose=0)
     model.learn(steps, callback=cb)
     rb = model.replay_buffer
-    out = {"variant": variant, "seed": seed, "steps": [c[0] for c in curve], "returns": [c[1] for c in curve],
-           "seconds": time.perf_counter() - start, "capacity_end": int(rb.buffer_size * rb.n_envs),  # type: ignore[union-attr]
-           "stored_end": int(rb.size() * rb.n_envs)}  # type: ignore[union-attr]
+    out = {
+        "variant": variant,
+        "seed": seed,
+        "steps": [c[0] for c in curve],
+        "returns": [c[1] for c in curve],
+        "seconds": time.perf_counter() - start,
+        "capacity_end": int(rb.buffer_size * rb.n_envs),  # type: ignore[union-attr]
+        "stored_end": int(rb.size() * rb.n_envs),
+    }  # type: ignore[union-attr]
     if isinstance(rb, LeVERReplayBuffer):
         out.update(frozen=rb.frozen, reencode_seconds=rb.reencode_seconds)
     print(f"{variant} seed {seed}: final {curve[-1][1]:.1f} in {out['seconds'] / 60:.1f} min", flush=True)
@@ -101,8 +119,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--T-f", dest="T_f", type=int, default=1_500, help="LeVER freezing time (updates)")
     p.add_argument("--workers", type=int, default=2)
     args = p.parse_args(argv)
-    job = dict(steps=args.steps, size=36, small=args.small, T_f=args.T_f, batch=64, starts=500,
-               eval_every=500)
+    job = dict(steps=args.steps, size=36, small=args.small, T_f=args.T_f, batch=64, starts=500, eval_every=500)
     if args.quick:
         job.update(steps=300, size=20, small=100, T_f=50, batch=16, starts=100, eval_every=100)
     seeds = 1 if args.quick else args.seeds
@@ -118,18 +135,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         finals = [r["returns"][-1] for r in mine]
         best = [max(r["returns"]) for r in mine]
         summary[variant] = {"final_mean": float(np.mean(finals)), "final_std": float(np.std(finals)), "finals": finals}
-        rows.append([variant, f"{np.mean(finals):.1f} ± {np.std(finals):.1f}", f"{np.mean(best):.1f}",
-                     f"{np.mean([r['capacity_end'] for r in mine]):,.0f}",
-                     f"{np.mean([r['seconds'] for r in mine]) / 60:.1f}"])
+        rows.append(
+            [
+                variant,
+                f"{np.mean(finals):.1f} ± {np.std(finals):.1f}",
+                f"{np.mean(best):.1f}",
+                f"{np.mean([r['capacity_end'] for r in mine]):,.0f}",
+                f"{np.mean([r['seconds'] for r in mine]) / 60:.1f}",
+            ]
+        )
     stem = "lever_learning.quick" if args.quick else "lever_learning"
     args.out.mkdir(parents=True, exist_ok=True)
     plot(runs, str(args.out / f"{stem}.png"), job["T_f"], job["starts"])
-    table = md_table(["variant", "final return", "best evaluation", "buffer capacity at the end", "minutes per run"],
-                     rows)
-    table += (f"\nMovingDot pixels {job['size']}x{job['size']}, 3 stacked frames, {job['steps']:,} agent steps, "
-              f"DrQ-v2 (default encoder, MLP 256x2, batch {job['batch']}, lr 1e-3, an update per step from step "
-              f"{job['starts']}), LeVER T_f = {job['T_f']:,} updates, K = 4; small buffer: {job['small']:,} "
-              f"transitions. Mean ± std over {seeds} seed(s); curves: `{stem}.png`.\n")
+    table = md_table(
+        ["variant", "final return", "best evaluation", "buffer capacity at the end", "minutes per run"], rows
+    )
+    table += (
+        f"\nMovingDot pixels {job['size']}x{job['size']}, 3 stacked frames, {job['steps']:,} agent steps, "
+        f"DrQ-v2 (default encoder, MLP 256x2, batch {job['batch']}, lr 1e-3, an update per step from step "
+        f"{job['starts']}), LeVER T_f = {job['T_f']:,} updates, K = 4; small buffer: {job['small']:,} "
+        f"transitions. Mean ± std over {seeds} seed(s); curves: `{stem}.png`.\n"
+    )
     out = {"job": job, "seeds": seeds, "summary": summary, "runs": runs}
     return write("lever_learning", args, out, table)
 

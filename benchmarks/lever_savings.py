@@ -39,8 +39,14 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
 def build(model: str, size: int, buffer_size: int, batch: int) -> OffPolicyAlgorithm:
     algo, policy_kwargs = MODELS[model]
     env = make_moving_dot_env(frame_stack=3, size=size, seed=0)
-    common = dict(buffer_size=buffer_size, batch_size=batch, learning_starts=0, seed=0, device="auto",
-                  policy_kwargs=dict(policy_kwargs))
+    common = dict(
+        buffer_size=buffer_size,
+        batch_size=batch,
+        learning_starts=0,
+        seed=0,
+        device="auto",
+        policy_kwargs=dict(policy_kwargs),
+    )
     lever = dict(T_f=10**9, K=K)  # frozen by hand below, between the two measurements
     if algo == "SAC":
         return attach_lever(SAC("CnnPolicy", env, **common), **lever)  # type: ignore[return-value]
@@ -55,8 +61,11 @@ def measure(algo: str, size: int, batch: int, n_updates: int, repeats: int, stor
     model._setup_learn(total_timesteps=1)
 
     def rate(n: int) -> dict[str, Any]:
-        return median_rate(lambda: (model.train(gradient_steps=n, batch_size=batch), n)[1], repeats,
-                           warmup=lambda: model.train(gradient_steps=2, batch_size=batch))
+        return median_rate(
+            lambda: (model.train(gradient_steps=n, batch_size=batch), n)[1],
+            repeats,
+            warmup=lambda: model.train(gradient_steps=2, batch_size=batch),
+        )
 
     before = rate(n_updates)
     bytes_before, capacity_before = rb.bytes_per_transition(), rb.buffer_size
@@ -65,10 +74,19 @@ def measure(algo: str, size: int, batch: int, n_updates: int, repeats: int, stor
     freeze_seconds = time.perf_counter() - start
     after = rate(n_updates * 20)
     b = rb._require_bound()
-    return {"before": before, "after": after, "speedup": after["median_per_s"] / before["median_per_s"],
-            "bytes_per_transition_frame_store": bytes_before, "bytes_per_transition_latent": rb.bytes_per_transition(),
-            "capacity_before": capacity_before, "capacity_after": rb.buffer_size, "N": b.n_slots, "L": b.latent_dim,
-            "freeze_seconds_small": freeze_seconds, "stored_small": stored}
+    return {
+        "before": before,
+        "after": after,
+        "speedup": after["median_per_s"] / before["median_per_s"],
+        "bytes_per_transition_frame_store": bytes_before,
+        "bytes_per_transition_latent": rb.bytes_per_transition(),
+        "capacity_before": capacity_before,
+        "capacity_after": rb.buffer_size,
+        "N": b.n_slots,
+        "L": b.latent_dim,
+        "freeze_seconds_small": freeze_seconds,
+        "stored_small": stored,
+    }
 
 
 def reencode_seconds(algo: str, size: int, stored: int) -> float:
@@ -102,9 +120,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         r = measure(algo, size, batch, n_updates, repeats, stored)
         r["reencode_seconds"] = reencode_seconds(algo, size, n_reencode)
         results[algo] = r
-        print(f"{algo}: {r['before']['median_per_s']:.2f} -> {r['after']['median_per_s']:.1f} updates/s, "
-              f"{r['bytes_per_transition_frame_store']:.0f} -> {r['bytes_per_transition_latent']:.0f} B/transition, "
-              f"re-encoding {n_reencode} transitions {r['reencode_seconds']:.1f} s", flush=True)
+        print(
+            f"{algo}: {r['before']['median_per_s']:.2f} -> {r['after']['median_per_s']:.1f} updates/s, "
+            f"{r['bytes_per_transition_frame_store']:.0f} -> {r['bytes_per_transition_latent']:.0f} B/transition, "
+            f"re-encoding {n_reencode} transitions {r['reencode_seconds']:.1f} s",
+            flush=True,
+        )
     rows, goals = [], {}
     for algo, r in results.items():
         mem = r["bytes_per_transition_frame_store"] / r["bytes_per_transition_latent"]
@@ -113,23 +134,57 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         goals[f"{algo}: speed-up"] = goal(r["speedup"], 10.0)
         goals[f"{algo}: fewer bytes vs frame store"] = goal(mem, 10.0)
         goals[f"{algo}: fewer bytes vs SB3 buffer"] = goal(mem_sb3, 10.0)
-        rows.append([algo, r["before"]["median_per_s"], r["after"]["median_per_s"], f"{r['speedup']:.0f}x",
-                     f"{sb3_bytes:,.0f}", f"{r['bytes_per_transition_frame_store']:,.0f}",
-                     f"{r['bytes_per_transition_latent']:,.0f}", f"{mem:.1f}x / {mem_sb3:.0f}x",
-                     f"{r['capacity_before']:,} -> {r['capacity_after']:,}", f"{r['reencode_seconds']:.1f}"])
-    table = md_table(["model", "updates/s before", "updates/s after", "speed-up", "B/transition SB3 buffer",
-                      "B/transition frame store", "B/transition LeVER", "fewer bytes (vs frame store / vs SB3)",
-                      "capacity (§4.2)", f"re-encode {n_reencode:,} transitions (s)"], rows)
-    table += (f"\n{size}x{size}, 3 stacked RGB frames, batch {batch}, K={K}, freeze='fc'; N (encoders) and L (latent "
-              f"floats): " + ", ".join(f"{a} N={r['N']} L={r['L']}" for a, r in results.items()) +
-              f". Updates/s: median of {repeats} repeats of model.train (sampling included) on a buffer of {stored:,} "
-              f"random transitions. Capacity: the buffer's {stored:,} transitions of images become "
-              "floor(C P / (4 N K L)) transitions of latents. Goals (>= 10x): " +
-              ", ".join(f"{a} speed {'met' if goals[f'{a}: speed-up']['met'] else 'NOT met'}, memory vs frame store "
-                        f"{'met' if goals[f'{a}: fewer bytes vs frame store']['met'] else 'NOT met'}"
-                        for a in results) + ".\n")
-    out = {"size": size, "batch_size": batch, "K": K, "sb3_bytes_per_transition": sb3_bytes, "results": results,
-           "reencode_transitions": n_reencode}
+        rows.append(
+            [
+                algo,
+                r["before"]["median_per_s"],
+                r["after"]["median_per_s"],
+                f"{r['speedup']:.0f}x",
+                f"{sb3_bytes:,.0f}",
+                f"{r['bytes_per_transition_frame_store']:,.0f}",
+                f"{r['bytes_per_transition_latent']:,.0f}",
+                f"{mem:.1f}x / {mem_sb3:.0f}x",
+                f"{r['capacity_before']:,} -> {r['capacity_after']:,}",
+                f"{r['reencode_seconds']:.1f}",
+            ]
+        )
+    table = md_table(
+        [
+            "model",
+            "updates/s before",
+            "updates/s after",
+            "speed-up",
+            "B/transition SB3 buffer",
+            "B/transition frame store",
+            "B/transition LeVER",
+            "fewer bytes (vs frame store / vs SB3)",
+            "capacity (§4.2)",
+            f"re-encode {n_reencode:,} transitions (s)",
+        ],
+        rows,
+    )
+    table += (
+        f"\n{size}x{size}, 3 stacked RGB frames, batch {batch}, K={K}, freeze='fc'; N (encoders) and L (latent "
+        f"floats): "
+        + ", ".join(f"{a} N={r['N']} L={r['L']}" for a, r in results.items())
+        + f". Updates/s: median of {repeats} repeats of model.train (sampling included) on a buffer of {stored:,} "
+        f"random transitions. Capacity: the buffer's {stored:,} transitions of images become "
+        "floor(C P / (4 N K L)) transitions of latents. Goals (>= 10x): "
+        + ", ".join(
+            f"{a} speed {'met' if goals[f'{a}: speed-up']['met'] else 'NOT met'}, memory vs frame store "
+            f"{'met' if goals[f'{a}: fewer bytes vs frame store']['met'] else 'NOT met'}"
+            for a in results
+        )
+        + ".\n"
+    )
+    out = {
+        "size": size,
+        "batch_size": batch,
+        "K": K,
+        "sb3_bytes_per_transition": sb3_bytes,
+        "results": results,
+        "reencode_transitions": n_reencode,
+    }
     return write("lever_savings", args, out, table, goals)
 
 

@@ -36,8 +36,9 @@ class TextbookRAD:
     """RAD-SAC's update as the papers describe it, for comparison: one conv encoder trained by the
     critic, the actor's copy tied to it and detached, a target critic with its own encoder."""
 
-    def __init__(self, obs_shape: tuple[int, ...], action_dim: int, feature_dim: int = 64, hidden: int = 1024,
-                 aug_size: int = 92) -> None:
+    def __init__(
+        self, obs_shape: tuple[int, ...], action_dim: int, feature_dim: int = 64, hidden: int = 1024, aug_size: int = 92
+    ) -> None:
         self.aug = RandomTranslate(aug_size)
         c = obs_shape[0]
         self.conv = RadEncoder(c)
@@ -47,8 +48,9 @@ class TextbookRAD:
             return nn.Sequential(nn.Linear(n, feature_dim), nn.LayerNorm(feature_dim), nn.Tanh())
 
         def mlp(inp: int, out: int) -> nn.Module:
-            return nn.Sequential(nn.Linear(inp, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                                 nn.Linear(hidden, out))
+            return nn.Sequential(
+                nn.Linear(inp, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out)
+            )
 
         self.critic_head, self.actor_head = head(), head()
         self.q1, self.q2 = mlp(feature_dim + action_dim, 1), mlp(feature_dim + action_dim, 1)
@@ -57,8 +59,10 @@ class TextbookRAD:
             m.apply(weight_init)
         self.target = copy.deepcopy(nn.ModuleList([self.conv, self.critic_head, self.q1, self.q2]))
         self.log_alpha = torch.tensor(np.log(0.1), requires_grad=True)
-        self.critic_opt = torch.optim.Adam([*self.conv.parameters(), *self.critic_head.parameters(),
-                                            *self.q1.parameters(), *self.q2.parameters()], lr=2e-4)
+        self.critic_opt = torch.optim.Adam(
+            [*self.conv.parameters(), *self.critic_head.parameters(), *self.q1.parameters(), *self.q2.parameters()],
+            lr=2e-4,
+        )
         self.actor_opt = torch.optim.Adam([*self.actor_head.parameters(), *self.pi.parameters()], lr=2e-4)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=1e-4, betas=(0.5, 0.999))
         self.step = 0
@@ -71,8 +75,14 @@ class TextbookRAD:
         logp = (-0.5 * ((u - mu) / std) ** 2 - log_std.clamp(-10, 2) - 0.5 * np.log(2 * np.pi)).sum(-1, keepdim=True)
         return a, logp - torch.log(1 - a.pow(2) + 1e-6).sum(-1, keepdim=True)
 
-    def update(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, next_obs: torch.Tensor,
-               not_done: torch.Tensor) -> None:
+    def update(
+        self,
+        obs: torch.Tensor,
+        action: torch.Tensor,
+        reward: torch.Tensor,
+        next_obs: torch.Tensor,
+        not_done: torch.Tensor,
+    ) -> None:
         p = self.aug.sample_params(obs)
         obs, next_obs = self.aug.apply(obs, p).float() / 255, self.aug.apply(next_obs, p).float() / 255
         alpha = self.log_alpha.exp().detach()
@@ -110,8 +120,11 @@ class TextbookRAD:
 def sb3_rate(model: OffPolicyAlgorithm, batch: int, n_updates: int, repeats: int) -> dict[str, Any]:
     fill(model.replay_buffer)  # type: ignore[arg-type]
     model._setup_learn(total_timesteps=1)
-    return median_rate(lambda: (model.train(gradient_steps=n_updates, batch_size=batch), n_updates)[1], repeats,
-                       warmup=lambda: model.train(gradient_steps=2, batch_size=batch))
+    return median_rate(
+        lambda: (model.train(gradient_steps=n_updates, batch_size=batch), n_updates)[1],
+        repeats,
+        warmup=lambda: model.train(gradient_steps=2, batch_size=batch),
+    )
 
 
 def textbook_rate(obs_shape: tuple[int, ...], batch: int, n_updates: int, repeats: int) -> dict[str, Any]:
@@ -126,9 +139,18 @@ def textbook_rate(obs_shape: tuple[int, ...], batch: int, n_updates: int, repeat
             agent.update(d.observations, d.actions, d.rewards, d.next_observations, 1 - d.dones)
         return n_updates
 
-    return median_rate(run, repeats, warmup=lambda: [agent.update(*(lambda d: (
-        d.observations, d.actions, d.rewards, d.next_observations, 1 - d.dones))(buffer.sample(batch)))
-        for _ in range(2)])
+    return median_rate(
+        run,
+        repeats,
+        warmup=lambda: [
+            agent.update(
+                *(lambda d: (d.observations, d.actions, d.rewards, d.next_observations, 1 - d.dones))(
+                    buffer.sample(batch)
+                )
+            )
+            for _ in range(2)
+        ],
+    )
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -140,24 +162,35 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {}
     results["textbook RAD"] = textbook_rate(env.observation_space.shape, batch, n_updates, repeats)  # type: ignore[arg-type]
     results["RAD (stacked frames)"] = sb3_rate(RAD("CnnPolicy", env, **common), batch, n_updates, repeats)
-    results["RAD + Flare"] = sb3_rate(RAD("CnnPolicy", env, policy_kwargs=flare_kwargs(n_frames=3), **common),
-                                      batch, n_updates, repeats)
+    results["RAD + Flare"] = sb3_rate(
+        RAD("CnnPolicy", env, policy_kwargs=flare_kwargs(n_frames=3), **common), batch, n_updates, repeats
+    )
     results["SB3 SAC CnnPolicy (NatureCNN)"] = sb3_rate(SAC("CnnPolicy", env, **common), batch, n_updates, repeats)
     for name, r in results.items():
         print(f"{name}: {r['median_per_s']:.2f} updates/s", flush=True)
     rad = results["RAD (stacked frames)"]["median_per_s"]
-    ratios = {"rad_vs_textbook": rad / results["textbook RAD"]["median_per_s"],
-              "flare_vs_rad": results["RAD + Flare"]["median_per_s"] / rad}
+    ratios = {
+        "rad_vs_textbook": rad / results["textbook RAD"]["median_per_s"],
+        "flare_vs_rad": results["RAD + Flare"]["median_per_s"] / rad,
+    }
     goals = {"rad_vs_textbook": goal(ratios["rad_vs_textbook"], 1.0), "flare_vs_rad": goal(ratios["flare_vs_rad"], 0.5)}
     rows = [[name, r["median_per_s"], f"{r['median_per_s'] / rad:.2f}x"] for name, r in results.items()]
     table = md_table(["update", "gradient updates/s", "vs RAD (stacked)"], rows)
-    table += (f"\n{size}x{size}, 3 stacked RGB frames, batch {batch}, MLP 1024x2 for the RAD rows (SB3 default "
-              f"256x2 for stock SAC), {n_updates} updates per repeat, median of {repeats}.\n"
-              f"RAD / textbook: {ratios['rad_vs_textbook']:.2f}x (goal >= 1: "
-              f"{'met' if goals['rad_vs_textbook']['met'] else 'NOT met'}); RAD + Flare / RAD: "
-              f"{ratios['flare_vs_rad']:.2f}x (goal >= 0.5: {'met' if goals['flare_vs_rad']['met'] else 'NOT met'}).\n")
-    out = {"size": size, "batch_size": batch, "n_frames": 3, "updates_per_repeat": n_updates, "results": results,
-           "ratios": ratios}
+    table += (
+        f"\n{size}x{size}, 3 stacked RGB frames, batch {batch}, MLP 1024x2 for the RAD rows (SB3 default "
+        f"256x2 for stock SAC), {n_updates} updates per repeat, median of {repeats}.\n"
+        f"RAD / textbook: {ratios['rad_vs_textbook']:.2f}x (goal >= 1: "
+        f"{'met' if goals['rad_vs_textbook']['met'] else 'NOT met'}); RAD + Flare / RAD: "
+        f"{ratios['flare_vs_rad']:.2f}x (goal >= 0.5: {'met' if goals['flare_vs_rad']['met'] else 'NOT met'}).\n"
+    )
+    out = {
+        "size": size,
+        "batch_size": batch,
+        "n_frames": 3,
+        "updates_per_repeat": n_updates,
+        "results": results,
+        "ratios": ratios,
+    }
     return write("rad_speed", args, out, table, goals)
 
 

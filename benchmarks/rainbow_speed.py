@@ -38,10 +38,14 @@ class TextbookNoisy(nn.Module):
 
     def __init__(self, layer: NoisyLinear) -> None:
         super().__init__()
-        self.mu_w, self.sigma_w = nn.Parameter(layer.weight.detach().clone()), nn.Parameter(
-            layer.weight_sigma.detach().clone())
-        self.mu_b, self.sigma_b = nn.Parameter(layer.bias.detach().clone()), nn.Parameter(
-            layer.bias_sigma.detach().clone())
+        self.mu_w, self.sigma_w = (
+            nn.Parameter(layer.weight.detach().clone()),
+            nn.Parameter(layer.weight_sigma.detach().clone()),
+        )
+        self.mu_b, self.sigma_b = (
+            nn.Parameter(layer.bias.detach().clone()),
+            nn.Parameter(layer.bias_sigma.detach().clone()),
+        )
         self.eps_in, self.eps_out = torch.zeros(layer.in_features), torch.zeros(layer.out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -63,8 +67,12 @@ class TextbookNet(nn.Module):
         self.n_actions, self.n_atoms = net.n_actions, net.n_atoms
 
     def set_noise(self, net: Any) -> None:
-        for mine, theirs in ((self.v1, net.value[0]), (self.v2, net.value[2]), (self.a1, net.advantage[0]),
-                             (self.a2, net.advantage[2])):
+        for mine, theirs in (
+            (self.v1, net.value[0]),
+            (self.v2, net.value[2]),
+            (self.a1, net.advantage[0]),
+            (self.a2, net.advantage[2]),
+        ):
             mine.eps_in, mine.eps_out = theirs.eps_in.clone(), theirs.eps_out.clone()
 
     def forward(self, x: torch.Tensor, log: bool = False) -> torch.Tensor:
@@ -110,16 +118,23 @@ class TextbookDER:
 
 def make_model(batch: int, buffer_size: int, seed: int = 0) -> Rainbow:
     env = make_atari_env("Pong", seed=seed)
-    model = Rainbow("CnnPolicy", env, preset="der", buffer_size=buffer_size, batch_size=batch, learning_starts=0,
-                    seed=seed)
+    model = Rainbow(
+        "CnnPolicy", env, preset="der", buffer_size=buffer_size, batch_size=batch, learning_starts=0, seed=seed
+    )
     rng = np.random.default_rng(seed)
     frames = [rng.integers(0, 256, (1, 84, 84), dtype=np.uint8) for _ in range(4)]
     for t in range(buffer_size):  # random frames stacked as frame stacking makes them; an episode end now and then
         obs = np.concatenate(frames)[None]
         frames = [*frames[1:], rng.integers(0, 256, (1, 84, 84), dtype=np.uint8)]
         done = np.array([t % 97 == 96])
-        model.replay_buffer.add(obs, np.concatenate(frames)[None], rng.integers(0, 6, (1, 1)),  # type: ignore[union-attr]
-                                rng.normal(size=1).clip(-1, 1), done, [{}])
+        model.replay_buffer.add(
+            obs,
+            np.concatenate(frames)[None],
+            rng.integers(0, 6, (1, 1)),  # type: ignore[union-attr]
+            rng.normal(size=1).clip(-1, 1),
+            done,
+            [{}],
+        )
     model._setup_learn(total_timesteps=10**6)
     return model
 
@@ -140,9 +155,11 @@ def same_maths_max_abs_diff(batch: int) -> float:
     ours = model.replay_buffer.tree[data.leaves]  # type: ignore[union-attr]
     expected = (loss_book.numpy().astype(np.float64) + model.replay_buffer.eps) ** model.alpha  # type: ignore[union-attr]
     diffs = [float(np.abs(ours - expected).max())]
-    pairs = [(book.online.conv1.weight, model.q_net.features_extractor.cnn[0].weight),
-             (book.online.v1.mu_w, model.q_net.value[0].weight), (book.online.a2.sigma_w,
-                                                                   model.q_net.advantage[2].weight_sigma)]
+    pairs = [
+        (book.online.conv1.weight, model.q_net.features_extractor.cnn[0].weight),
+        (book.online.v1.mu_w, model.q_net.value[0].weight),
+        (book.online.a2.sigma_w, model.q_net.advantage[2].weight_sigma),
+    ]
     diffs += [(a - b).abs().max().item() for a, b in pairs]
     return max(diffs)
 
@@ -166,8 +183,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     rows = {
         "textbook DER": median_rate(book_run, repeats, warmup=book_run),
-        "Rainbow (ours)": median_rate(lambda: (model.train(gradient_steps=n_updates, batch_size=batch), n_updates)[1],
-                                      repeats, warmup=lambda: model.train(gradient_steps=2, batch_size=batch)),
+        "Rainbow (ours)": median_rate(
+            lambda: (model.train(gradient_steps=n_updates, batch_size=batch), n_updates)[1],
+            repeats,
+            warmup=lambda: model.train(gradient_steps=2, batch_size=batch),
+        ),
     }
     env = make_atari_env("Pong", seed=0)
     env.reset()
@@ -178,31 +198,50 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return env_steps
 
     rows["make_atari_env('Pong'), random actions (env steps/s)"] = median_rate(env_run, repeats)
-    learner = Rainbow("CnnPolicy", make_atari_env("Pong", seed=0), preset="der", learning_starts=100,
-                      buffer_size=10_000, seed=0)
+    learner = Rainbow(
+        "CnnPolicy", make_atari_env("Pong", seed=0), preset="der", learning_starts=100, buffer_size=10_000, seed=0
+    )
     learner.learn(110)
     start = time.perf_counter()
     learner.learn(learn_steps, reset_num_timesteps=False)
     rows["Rainbow.learn on Pong, 1 update per step (env steps/s)"] = {
-        "median_per_s": learn_steps / (time.perf_counter() - start), "repeats": 1}
+        "median_per_s": learn_steps / (time.perf_counter() - start),
+        "repeats": 1,
+    }
     for name, r in rows.items():
         print(f"{name}: {r['median_per_s']:.2f}/s", flush=True)
     ratio = rows["Rainbow (ours)"]["median_per_s"] / rows["textbook DER"]["median_per_s"]
     diff = same_maths_max_abs_diff(8 if args.quick else batch)
     goals = {"ours_vs_textbook": goal(ratio, 1.3)}
-    table = md_table(["what", "per second", "vs textbook"],
-                     [[name, r["median_per_s"], f"{r['median_per_s'] / rows['textbook DER']['median_per_s']:.2f}x"
-                       if "update" not in name and "env" not in name or name in ("textbook DER", "Rainbow (ours)")
-                       else ""] for name, r in rows.items()])
-    table += (f"\n84x84, 4 stacked grayscale frames, data-efficient Rainbow's network (576 conv features, hidden 256, "
-              f"51 atoms, dueling, noisy), n-step 20, prioritized replay, batch {batch}; {n_updates} updates per "
-              f"repeat, median of {repeats}; torch threads: {torch.get_num_threads()}.\n"
-              f"Rainbow / textbook: {ratio:.2f}x (goal >= 1.3: {'met' if ratio >= 1.3 else 'NOT met'}"
-              f"{'; quick mode: few updates, not a measure of the goal' if args.quick else ''}). Same maths: one "
-              f"update from the same weights, batch and noise differs by at most {diff:.1e} (new priorities and "
-              f"parameters).\n")
-    out = {"batch": batch, "updates_per_repeat": n_updates, "rates": rows, "ratio_vs_textbook": ratio,
-           "same_maths_max_abs_diff": diff}
+    table = md_table(
+        ["what", "per second", "vs textbook"],
+        [
+            [
+                name,
+                r["median_per_s"],
+                f"{r['median_per_s'] / rows['textbook DER']['median_per_s']:.2f}x"
+                if ("update" not in name and "env" not in name) or name in ("textbook DER", "Rainbow (ours)")
+                else "",
+            ]
+            for name, r in rows.items()
+        ],
+    )
+    table += (
+        f"\n84x84, 4 stacked grayscale frames, data-efficient Rainbow's network (576 conv features, hidden 256, "
+        f"51 atoms, dueling, noisy), n-step 20, prioritized replay, batch {batch}; {n_updates} updates per "
+        f"repeat, median of {repeats}; torch threads: {torch.get_num_threads()}.\n"
+        f"Rainbow / textbook: {ratio:.2f}x (goal >= 1.3: {'met' if ratio >= 1.3 else 'NOT met'}"
+        f"{'; quick mode: few updates, not a measure of the goal' if args.quick else ''}). Same maths: one "
+        f"update from the same weights, batch and noise differs by at most {diff:.1e} (new priorities and "
+        f"parameters).\n"
+    )
+    out = {
+        "batch": batch,
+        "updates_per_repeat": n_updates,
+        "rates": rows,
+        "ratio_vs_textbook": ratio,
+        "same_maths_max_abs_diff": diff,
+    }
     return write("rainbow_speed", args, out, table, goals)
 
 

@@ -74,8 +74,14 @@ def fill(buf: ReplayBuffer, n: int, seed: int = 0) -> None:
         obs = np.concatenate(stack)[None]
         stack = [*stack[1:], bank[rng.integers(64)]]
         done = (t + 1) % EPISODE == 0
-        buf.add(obs, np.concatenate(stack)[None], rng.uniform(-1, 1, (1, 2)).astype(np.float32),
-                rng.normal(size=1).astype(np.float32), np.array([done]), [{"TimeLimit.truncated": done}])
+        buf.add(
+            obs,
+            np.concatenate(stack)[None],
+            rng.uniform(-1, 1, (1, 2)).astype(np.float32),
+            rng.normal(size=1).astype(np.float32),
+            np.array([done]),
+            [{"TimeLimit.truncated": done}],
+        )
 
 
 def tune_malloc() -> bool:
@@ -104,9 +110,15 @@ def worker(kind: str, size: int, n_fill: int, n_batches: int, repeats: int) -> d
         for _ in range(3):
             buf.sample(BATCH)
 
-    out = {"buffer_size": size, "filled": n_fill, "nbytes": nbytes(buf), "nbytes_per_transition": nbytes(buf) / size,
-           "rss_growth": grown, "rss_per_transition": grown / n_fill,
-           "sample": median_rate(sample, repeats, warmup=warmup)}
+    out = {
+        "buffer_size": size,
+        "filled": n_fill,
+        "nbytes": nbytes(buf),
+        "nbytes_per_transition": nbytes(buf) / size,
+        "rss_growth": grown,
+        "rss_per_transition": grown / n_fill,
+        "sample": median_rate(sample, repeats, warmup=warmup),
+    }
     if tune_malloc():
         out["sample_malloc_tuned"] = median_rate(sample, repeats, warmup=warmup)
     return out
@@ -114,10 +126,26 @@ def worker(kind: str, size: int, n_fill: int, n_batches: int, repeats: int) -> d
 
 def run_worker(kind: str, size: int, n_fill: int, n_batches: int, repeats: int) -> dict[str, Any]:
     """:func:`worker` in a fresh Python process, so that its RSS is its own."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    cmd = [sys.executable, "-m", "benchmarks.replay_memory", "--worker", kind, "--size", str(size),
-           "--fill", str(n_fill), "--batches", str(n_batches), "--repeats", str(repeats)]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.replay_memory",
+        "--worker",
+        kind,
+        "--size",
+        str(size),
+        "--fill",
+        str(n_fill),
+        "--batches",
+        str(n_batches),
+        "--repeats",
+        str(repeats),
+    ]
     out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
     if out.returncode:
         raise RuntimeError(f"worker {kind} failed:\n{out.stderr}")
@@ -153,30 +181,56 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for kind, r in runs.items():
         name = BUFFERS[kind.removesuffix("_full")] + (", filled" if kind.endswith("_full") else "")
         per = r["rss_per_transition"] / base["rss_per_transition"]
-        rows.append([name, r["filled"], round(r["nbytes_per_transition"]), round(r["rss_per_transition"]),
-                     f"{r['nbytes'] / base['nbytes']:.3f}", f"{per:.3f}", rate(r, "sample"),
-                     rate(r, "sample_malloc_tuned")])
+        rows.append(
+            [
+                name,
+                r["filled"],
+                round(r["nbytes_per_transition"]),
+                round(r["rss_per_transition"]),
+                f"{r['nbytes'] / base['nbytes']:.3f}",
+                f"{per:.3f}",
+                rate(r, "sample"),
+                rate(r, "sample_malloc_tuned"),
+            ]
+        )
     ours = runs["frame_store"]
     memory = ours["nbytes"] / base["nbytes"]
     rss_ratio = runs["frame_store_full"]["rss_per_transition"] / base["rss_per_transition"]
     speeds = [x for x in (speed(ours, "sample"), speed(ours, "sample_malloc_tuned")) if x is not None]
-    table = md_table(["buffer", "transitions added", "allocated bytes / transition (nbytes)",
-                      "RSS growth / transition", "allocated vs SB3 default (goal <= 0.2)", "RSS vs SB3 default",
-                      f"sample({BATCH}) transitions/s (vs SB3 default; goal >= 0.5x)", "same, malloc tuned"], rows)
-    table += (f"\nObservations (9, 84, 84) uint8 (3 stacked RGB frames), 1 env, episodes of {EPISODE} steps, "
-              f"buffer size {size:,}. Allocated bytes: all arrays of the buffer over its capacity. RSS growth: "
-              f"resident memory gained while adding the transitions, over their number (SB3's default buffer would "
-              f"take ~12.7 GB filled, so every buffer is measured at {n_fill:,} transitions and scaled per "
-              f"transition; ours also filled); each buffer in a fresh process. Sampling: median of {repeats} x "
-              f"{n_batches} batches of {BATCH} after warm-up, 1 torch/OMP thread; with glibc's default malloc "
-              f"settings and with malloc tuned to reuse freed memory (no page faults per batch).\n\n"
-              f"Ours: {memory:.3f} of SB3's default allocated memory (goal <= 0.2: "
-              f"{'met' if memory <= 0.2 else 'NOT met'}), {rss_ratio:.3f} of its RSS per transition when filled; "
-              f"sampling {' and '.join(f'{x:.2f}x' for x in speeds)} as fast (goal >= 0.5x: "
-              f"{'met' if min(speeds) >= 0.5 else 'NOT met'}).\n")
-    out = {"obs_shape": [N_FRAMES * FRAME[0], *FRAME[1:]], "episode_length": EPISODE, "buffer_size": size,
-           "batch_size": BATCH, "runs": runs,
-           "ratios": {"memory_vs_sb3": memory, "rss_vs_sb3_filled": rss_ratio, "sample_speed_vs_sb3": speeds}}
+    table = md_table(
+        [
+            "buffer",
+            "transitions added",
+            "allocated bytes / transition (nbytes)",
+            "RSS growth / transition",
+            "allocated vs SB3 default (goal <= 0.2)",
+            "RSS vs SB3 default",
+            f"sample({BATCH}) transitions/s (vs SB3 default; goal >= 0.5x)",
+            "same, malloc tuned",
+        ],
+        rows,
+    )
+    table += (
+        f"\nObservations (9, 84, 84) uint8 (3 stacked RGB frames), 1 env, episodes of {EPISODE} steps, "
+        f"buffer size {size:,}. Allocated bytes: all arrays of the buffer over its capacity. RSS growth: "
+        f"resident memory gained while adding the transitions, over their number (SB3's default buffer would "
+        f"take ~12.7 GB filled, so every buffer is measured at {n_fill:,} transitions and scaled per "
+        f"transition; ours also filled); each buffer in a fresh process. Sampling: median of {repeats} x "
+        f"{n_batches} batches of {BATCH} after warm-up, 1 torch/OMP thread; with glibc's default malloc "
+        f"settings and with malloc tuned to reuse freed memory (no page faults per batch).\n\n"
+        f"Ours: {memory:.3f} of SB3's default allocated memory (goal <= 0.2: "
+        f"{'met' if memory <= 0.2 else 'NOT met'}), {rss_ratio:.3f} of its RSS per transition when filled; "
+        f"sampling {' and '.join(f'{x:.2f}x' for x in speeds)} as fast (goal >= 0.5x: "
+        f"{'met' if min(speeds) >= 0.5 else 'NOT met'}).\n"
+    )
+    out = {
+        "obs_shape": [N_FRAMES * FRAME[0], *FRAME[1:]],
+        "episode_length": EPISODE,
+        "buffer_size": size,
+        "batch_size": BATCH,
+        "runs": runs,
+        "ratios": {"memory_vs_sb3": memory, "rss_vs_sb3_filled": rss_ratio, "sample_speed_vs_sb3": speeds},
+    }
     goals = {"memory_vs_sb3": goal(memory, 0.2, at_least=False), "sample_speed_vs_sb3": goal(min(speeds), 0.5)}
     return write("replay_memory", args, out, table, goals)
 

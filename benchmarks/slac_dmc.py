@@ -50,14 +50,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     env_id = f"sb3_latent/{args.task}-pixels-v0"
     cfg = load_zoo_config(CONFIGS, env_id)
     repeat = int(cfg["env_kwargs"]["action_repeat"])
-    overrides: dict[str, Any] = dict(learning_starts=args.learning_starts, initial_model_updates=args.pretrain,
-                                     batch_size=args.batch_size, model_batch_size=args.model_batch_size,
-                                     device=args.device)
+    overrides: dict[str, Any] = dict(
+        learning_starts=args.learning_starts,
+        initial_model_updates=args.pretrain,
+        batch_size=args.batch_size,
+        model_batch_size=args.model_batch_size,
+        device=args.device,
+    )
     env_kwargs = dict(cfg["env_kwargs"])
     if args.quick:  # tiny networks and frames: the path end to end, numbers meaningless
         env_kwargs["size"] = 32
-        overrides.update(env_kwargs=env_kwargs, policy_kwargs=dict(conv_width=4, feature_dim=32, z1_dim=8, z2_dim=16,
-                                                                    hidden=[32, 32]))
+        overrides.update(
+            env_kwargs=env_kwargs,
+            policy_kwargs=dict(conv_width=4, feature_dim=32, z1_dim=8, z2_dim=16, hidden=[32, 32]),
+        )
     model, _ = build_from_config(SLAC, env_id, cfg, source=str(CONFIGS), seed=args.seed, **overrides)
     assert isinstance(model, SLAC)
     eval_env = make_vec_env(env_id, seed=args.seed + 10_000, env_kwargs=env_kwargs)
@@ -67,18 +73,41 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     stem = "slac_dmc.quick" if args.quick else "slac_dmc"
     args.out.mkdir(parents=True, exist_ok=True)
     write_rollouts(model, args.out / f"{stem}.rollouts.png")
-    plot_curve(curve, random, args.out / f"{stem}.png", "SLAC (ours), stochastic policy",
-               f"SLAC, {args.task} from pixels, CPU budget", repeat)
-    rows = [[args.task, f"{curve[-1][0]:,}", f"{curve[-1][1]:.0f}", f"{max(v for _, v, _ in curve):.0f}",
-             f"{np.mean(random):.0f}", model.model_updates_done, model._n_updates, f"{curve[-1][2] / 60:.1f}"]]
-    table = md_table(["task", "frames", "final return", "best return", "random policy", "model updates",
-                      "SAC updates", "minutes"], rows)
-    table += ("\nQUICK MODE: 32x32 frames, tiny networks and budget; the numbers only show the pipeline runs.\n"
-              if args.quick else "")
-    table += (f"\nOne seed; 64x64 frames, action repeat {repeat}, paper networks; CPU schedule: "
-              f"{args.learning_starts:,} random steps, {args.pretrain:,} model-only updates, "
-              f"SAC batch {args.batch_size}, model batch {args.model_batch_size} (paper: 10k, 100k, 256, 32). "
-              f"Curve: `{stem}.png`; model samples: `{stem}.rollouts.png`.\n")
+    plot_curve(
+        curve,
+        random,
+        args.out / f"{stem}.png",
+        "SLAC (ours), stochastic policy",
+        f"SLAC, {args.task} from pixels, CPU budget",
+        repeat,
+    )
+    rows = [
+        [
+            args.task,
+            f"{curve[-1][0]:,}",
+            f"{curve[-1][1]:.0f}",
+            f"{max(v for _, v, _ in curve):.0f}",
+            f"{np.mean(random):.0f}",
+            model.model_updates_done,
+            model._n_updates,
+            f"{curve[-1][2] / 60:.1f}",
+        ]
+    ]
+    table = md_table(
+        ["task", "frames", "final return", "best return", "random policy", "model updates", "SAC updates", "minutes"],
+        rows,
+    )
+    table += (
+        "\nQUICK MODE: 32x32 frames, tiny networks and budget; the numbers only show the pipeline runs.\n"
+        if args.quick
+        else ""
+    )
+    table += (
+        f"\nOne seed; 64x64 frames, action repeat {repeat}, paper networks; CPU schedule: "
+        f"{args.learning_starts:,} random steps, {args.pretrain:,} model-only updates, "
+        f"SAC batch {args.batch_size}, model batch {args.model_batch_size} (paper: 10k, 100k, 256, 32). "
+        f"Curve: `{stem}.png`; model samples: `{stem}.rollouts.png`.\n"
+    )
     out = {"task": args.task, "curve": curve, "random_returns": random, "schedule": vars(args) | {"out": str(args.out)}}
     del out["schedule"]["question"]
     return write("slac_dmc", args, out, table)

@@ -86,9 +86,11 @@ class Textbook:
         b, t = z.shape[:2]
         pixels = m.decoder(z.reshape(b * t, -1)).reshape(x.shape)
         r_mean, r_std = m.reward(z[:, :-1], a, z[:, 1:])
-        loss = (gaussian_kl(mean_q, std_q, mean_p, std_p).sum(dim=(1, 2)).mean()
-                + gaussian_nll(x, pixels, m.pixel_std).sum(dim=(1, 2, 3, 4)).mean()
-                + gaussian_nll(r, r_mean, r_std).sum(dim=(1, 2)).mean())
+        loss = (
+            gaussian_kl(mean_q, std_q, mean_p, std_p).sum(dim=(1, 2)).mean()
+            + gaussian_nll(x, pixels, m.pixel_std).sum(dim=(1, 2, 3, 4)).mean()
+            + gaussian_nll(r, r_mean, r_std).sum(dim=(1, 2)).mean()
+        )
         self.model_opt.zero_grad()
         loss.backward()
         self.model_opt.step()
@@ -127,9 +129,14 @@ class Textbook:
 
 def random_episodes(n: int, length: int, shape: tuple[int, ...], seed: int = 0) -> list[tuple[np.ndarray, ...]]:
     rng = np.random.default_rng(seed)
-    return [(rng.integers(0, 256, (length + 1, *shape), dtype=np.uint8),
-             rng.uniform(-1, 1, (length, 2)).astype(np.float32), rng.random(length).astype(np.float32))
-            for _ in range(n)]
+    return [
+        (
+            rng.integers(0, 256, (length + 1, *shape), dtype=np.uint8),
+            rng.uniform(-1, 1, (length, 2)).astype(np.float32),
+            rng.random(length).astype(np.float32),
+        )
+        for _ in range(n)
+    ]
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -140,8 +147,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     policy_kwargs = dict(conv_width=4, feature_dim=32, z1_dim=8, z2_dim=16, hidden=[32]) if quick else {}
     batches = (4, 8) if quick else (32, 256)
     env = make_moving_dot_env(frame_stack=1, size=64, seed=0)
-    model = SLAC("CnnPolicy", env, buffer_size=4_000, learning_starts=0, initial_model_updates=0, device="cpu",
-                 model_batch_size=batches[0], batch_size=batches[1], seed=0, policy_kwargs=policy_kwargs)
+    model = SLAC(
+        "CnnPolicy",
+        env,
+        buffer_size=4_000,
+        learning_starts=0,
+        initial_model_updates=0,
+        device="cpu",
+        model_batch_size=batches[0],
+        batch_size=batches[1],
+        seed=0,
+        policy_kwargs=policy_kwargs,
+    )
     episodes = random_episodes(10 if quick else 30, 100, (3, 64, 64))
     for obs, act, rew in episodes:
         model.replay_buffer.add_episode(obs, act, rew, truncated=True)
@@ -168,19 +185,45 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     def ours_sac() -> None:
         model._sac_update(model._sequences(model.batch_size))
 
-    results = {"model": {"textbook": rate(textbook.model_update, n_model), "ours": rate(ours_model, n_model)},
-               "sac": {"textbook": rate(textbook.sac_update, n_sac), "ours": rate(ours_sac, n_sac)}}
+    results = {
+        "model": {"textbook": rate(textbook.model_update, n_model), "ours": rate(ours_model, n_model)},
+        "sac": {"textbook": rate(textbook.sac_update, n_sac), "ours": rate(ours_sac, n_sac)},
+    }
     ratios = {k: v["ours"]["median_per_s"] / v["textbook"]["median_per_s"] for k, v in results.items()}
-    rows = [[f"{k} update (batch {b} x 9 frames)", v["textbook"]["median_per_s"], v["ours"]["median_per_s"],
-             f"{ratios[k]:.2f}x", REFERENCE_PORT[k], "met" if ratios[k] >= 1.2 else "NOT met"]
-            for (k, v), b in zip(results.items(), batches, strict=True)]
-    table = md_table(["update", "textbook (updates/s)", "SLAC, ours (updates/s)", "ours / textbook",
-                      "reference port on this CPU (issue)", "goal >= 1.2x"], rows)
-    table += (f"\nPaper-size networks{' (QUICK: tiny networks)' if quick else ''}, 64x64 RGB, median of {repeats} "
-              f"repeats of {n_model} model / {n_sac} SAC updates, sampling included; same loss from the same state "
-              f"and batch: relative difference {same:.1e}.\n")
-    out = {"results": results, "ratios": ratios, "same_maths_rel_diff": same, "reference_port": REFERENCE_PORT,
-           "batches": batches}
+    rows = [
+        [
+            f"{k} update (batch {b} x 9 frames)",
+            v["textbook"]["median_per_s"],
+            v["ours"]["median_per_s"],
+            f"{ratios[k]:.2f}x",
+            REFERENCE_PORT[k],
+            "met" if ratios[k] >= 1.2 else "NOT met",
+        ]
+        for (k, v), b in zip(results.items(), batches, strict=True)
+    ]
+    table = md_table(
+        [
+            "update",
+            "textbook (updates/s)",
+            "SLAC, ours (updates/s)",
+            "ours / textbook",
+            "reference port on this CPU (issue)",
+            "goal >= 1.2x",
+        ],
+        rows,
+    )
+    table += (
+        f"\nPaper-size networks{' (QUICK: tiny networks)' if quick else ''}, 64x64 RGB, median of {repeats} "
+        f"repeats of {n_model} model / {n_sac} SAC updates, sampling included; same loss from the same state "
+        f"and batch: relative difference {same:.1e}.\n"
+    )
+    out = {
+        "results": results,
+        "ratios": ratios,
+        "same_maths_rel_diff": same,
+        "reference_port": REFERENCE_PORT,
+        "batches": batches,
+    }
     return write("slac_speed", args, out, table, {f"{k}_ours_vs_textbook": goal(r, 1.2) for k, r in ratios.items()})
 
 

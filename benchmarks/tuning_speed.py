@@ -35,9 +35,16 @@ ENV = "sb3_latent/MovingDot-v0"
 def spec(n_timesteps: int, n_evaluations: int, n_eval_episodes: int = 2) -> dict[str, Any]:
     return {
         "algo": "rad",
-        "fixed": {"policy": "CnnPolicy", "frame_stack": 3, "extractor": "flare",
-                  "extractor_kwargs": {"n_frames": 3, "features_dim": 16}, "policy_kwargs": {"net_arch": [32, 32]},
-                  "buffer_size": 5000, "learning_starts": 50, "batch_size": 32},
+        "fixed": {
+            "policy": "CnnPolicy",
+            "frame_stack": 3,
+            "extractor": "flare",
+            "extractor_kwargs": {"n_frames": 3, "features_dim": 16},
+            "policy_kwargs": {"net_arch": [32, 32]},
+            "buffer_size": 5000,
+            "learning_starts": 50,
+            "batch_size": 32,
+        },
         "budget": {"n_timesteps": n_timesteps, "n_evaluations": n_evaluations, "n_eval_episodes": n_eval_episodes},
         "sampler": {"name": "random"},
         "pruner": {"name": "median", "n_startup_trials": 2, "n_warmup_steps": 1},
@@ -52,22 +59,56 @@ def start_postgres() -> tuple[str, Path | None]:
     if url:
         return url, None
     folder = Path(tempfile.mkdtemp(prefix="sb3-latent-pg-"))
-    proc = subprocess.run(["bash", str(ROOT / ".ci" / "postgres.sh"), "start", str(folder)], capture_output=True,
-                          text=True, timeout=900)
+    proc = subprocess.run(
+        ["bash", str(ROOT / ".ci" / "postgres.sh"), "start", str(folder)], capture_output=True, text=True, timeout=900
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"PostgreSQL did not start: {proc.stderr[-1000:]}")
     return proc.stdout.strip().splitlines()[-1], folder
 
 
-def run_workers(url: str, study: str, spec_path: Path, n_workers: int, total: int, out: Path,
-                *extra: str) -> list[str]:
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    procs = [subprocess.Popen(
-        [sys.executable, "-m", "sb3_latent.zoo.cli", "tune", "--algo", "rad", "--env", ENV, "--spec", str(spec_path),
-         "--storage", url, "--study-name", study, "--max-total-trials", str(total), "--num-threads", "1",
-         "--out", str(out / f"{study}-{i}"), "--seed", str(i), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT) for i in range(n_workers)]
+def run_workers(url: str, study: str, spec_path: Path, n_workers: int, total: int, out: Path, *extra: str) -> list[str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sb3_latent.zoo.cli",
+                "tune",
+                "--algo",
+                "rad",
+                "--env",
+                ENV,
+                "--spec",
+                str(spec_path),
+                "--storage",
+                url,
+                "--study-name",
+                study,
+                "--max-total-trials",
+                str(total),
+                "--num-threads",
+                "1",
+                "--out",
+                str(out / f"{study}-{i}"),
+                "--seed",
+                str(i),
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+        for i in range(n_workers)
+    ]
     outputs = [p.communicate()[0] for p in procs]
     for p, o in zip(procs, outputs, strict=True):
         if p.returncode != 0:
@@ -81,17 +122,25 @@ def throughput(url: str, study: str) -> dict[str, Any]:
     end = max(t.datetime_complete for t in trials)
     seconds = (end - start).total_seconds()
     durations = sorted((t.datetime_complete - t.datetime_start).total_seconds() for t in trials)
-    return {"trials": len(trials), "seconds": seconds, "trials_per_hour": 3600 * len(trials) / seconds,
-            "median_trial_seconds": durations[len(durations) // 2],
-            "workers": sorted({t.user_attrs["worker"] for t in trials})}
+    return {
+        "trials": len(trials),
+        "seconds": seconds,
+        "trials_per_hour": 3600 * len(trials) / seconds,
+        "median_trial_seconds": durations[len(durations) // 2],
+        "workers": sorted({t.user_attrs["worker"] for t in trials}),
+    }
 
 
 def steps(url: str, study: str) -> dict[str, Any]:
     trials = optuna.load_study(study_name=study, storage=url).get_trials()
     done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     best = max((t.value for t in done if t.state == TrialState.COMPLETE and t.value is not None), default=None)
-    return {"trials": len(done), "pruned": sum(t.state == TrialState.PRUNED for t in done),
-            "env_steps": sum(int(t.user_attrs.get("env_steps", 0)) for t in done), "best_value": best}
+    return {
+        "trials": len(done),
+        "pruned": sum(t.state == TrialState.PRUNED for t in done),
+        "env_steps": sum(int(t.user_attrs.get("env_steps", 0)) for t in done),
+        "best_value": best,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -119,26 +168,38 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 pruning[label] = steps(url, name)
         finally:
             if pg is not None:
-                subprocess.run(["bash", str(ROOT / ".ci" / "postgres.sh"), "stop", str(pg)], capture_output=True,
-                               timeout=120)
+                subprocess.run(
+                    ["bash", str(ROOT / ".ci" / "postgres.sh"), "stop", str(pg)], capture_output=True, timeout=120
+                )
                 shutil.rmtree(pg, ignore_errors=True)
     speedup = rates[2]["trials_per_hour"] / rates[1]["trials_per_hour"]
     saved = 1 - pruning["median pruner"]["env_steps"] / pruning["no pruning"]["env_steps"]
     results = {
-        "setup": {"env": ENV, "algo": "rad + flare", "n_timesteps_per_trial": n_timesteps, "n_evaluations": n_evals,
-                  "throughput_trials": n_throughput, "pruning_trials": n_pruning, "storage": "postgresql (local)",
-                  "torch_threads_per_worker": 1},
+        "setup": {
+            "env": ENV,
+            "algo": "rad + flare",
+            "n_timesteps_per_trial": n_timesteps,
+            "n_evaluations": n_evals,
+            "throughput_trials": n_throughput,
+            "pruning_trials": n_pruning,
+            "storage": "postgresql (local)",
+            "torch_threads_per_worker": 1,
+        },
         "throughput": {f"{n} worker{'s' * (n > 1)}": r for n, r in rates.items()},
         "speedup_2_workers": speedup,
-        "pruning": pruning, "env_steps_saved_by_pruning": saved,
+        "pruning": pruning,
+        "env_steps_saved_by_pruning": saved,
     }
-    rows = [[k, r["trials"], r["seconds"], r["trials_per_hour"], r["median_trial_seconds"],
-             r["load_average_1min_at_end"]] for k, r in results["throughput"].items()]
-    table = md_table(["workers", "trials", "seconds", "trials/hour", "median trial s", "load avg (1 min) at end"],
-                     rows)
+    rows = [
+        [k, r["trials"], r["seconds"], r["trials_per_hour"], r["median_trial_seconds"], r["load_average_1min_at_end"]]
+        for k, r in results["throughput"].items()
+    ]
+    table = md_table(["workers", "trials", "seconds", "trials/hour", "median trial s", "load avg (1 min) at end"], rows)
     table += f"\n2 workers / 1 worker: **{speedup:.2f}x** (goal 1.7x: {'met' if speedup >= 1.7 else 'not met'})\n\n"
-    table += md_table(["pruning", "finished trials", "pruned", "env steps", "best value"],
-                      [[k, r["trials"], r["pruned"], r["env_steps"], r["best_value"]] for k, r in pruning.items()])
+    table += md_table(
+        ["pruning", "finished trials", "pruned", "env steps", "best value"],
+        [[k, r["trials"], r["pruned"], r["env_steps"], r["best_value"]] for k, r in pruning.items()],
+    )
     table += f"\nenv steps saved by pruning for the same number of trials: **{100 * saved:.0f}%**\n"
     return write("tuning_speed", args, results, table, {"two_workers_vs_one": goal(speedup, 1.7)})
 

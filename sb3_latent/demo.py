@@ -106,17 +106,37 @@ def main(argv: list[str] | None = None) -> dict:
     env = make_dmc_env(DOMAIN, TASK, pixels=False, position_only=True, seed=args.seed)
     eval_env = make_dmc_env(DOMAIN, TASK, pixels=False, position_only=True, seed=args.seed + 1000)
 
-    rand = random_returns(make_dmc_env(DOMAIN, TASK, pixels=False, position_only=True, seed=args.seed + 2000),
-                          args.eval_episodes, args.seed)
+    rand = random_returns(
+        make_dmc_env(DOMAIN, TASK, pixels=False, position_only=True, seed=args.seed + 2000),
+        args.eval_episodes,
+        args.seed,
+    )
     print(f"random policy: {np.mean(rand):.1f} +/- {np.std(rand):.1f} over {len(rand)} episodes")
 
     model = SAC(
-        "MlpPolicy", env, policy_kwargs=state_flare_kwargs(n_frames=4, net_arch=[256, 256]),
-        learning_rate=1e-3, buffer_size=100_000, batch_size=256, learning_starts=1_000, tau=0.01,
-        gamma=0.99, seed=args.seed, device=args.device, tensorboard_log=str(out / "tb"), verbose=0,
-    )  # fmt: skip
-    eval_cb = EvalCallback(eval_env, eval_freq=args.eval_freq, n_eval_episodes=args.eval_episodes,
-                           log_path=str(out), best_model_save_path=None, deterministic=True, verbose=0)
+        "MlpPolicy",
+        env,
+        policy_kwargs=state_flare_kwargs(n_frames=4, net_arch=[256, 256]),
+        learning_rate=1e-3,
+        buffer_size=100_000,
+        batch_size=256,
+        learning_starts=1_000,
+        tau=0.01,
+        gamma=0.99,
+        seed=args.seed,
+        device=args.device,
+        tensorboard_log=str(out / "tb"),
+        verbose=0,
+    )
+    eval_cb = EvalCallback(
+        eval_env,
+        eval_freq=args.eval_freq,
+        n_eval_episodes=args.eval_episodes,
+        log_path=str(out),
+        best_model_save_path=None,
+        deterministic=True,
+        verbose=0,
+    )
     model.learn(args.timesteps, callback=eval_cb, progress_bar=not args.no_progress_bar)
     model.save(out / "model.zip")
 
@@ -127,17 +147,22 @@ def main(argv: list[str] | None = None) -> dict:
     video_return = record_rollout(loaded, out / "rollout.gif", seed=args.seed + 3000)
 
     summary = {
-        "task": f"{DOMAIN}-{TASK} position-only", "timesteps": args.timesteps, "seed": args.seed,
-        "random_return_mean": float(np.mean(rand)), "random_return_std": float(np.std(rand)),
-        "trained_return_mean": float(trained), "trained_return_std": float(trained_std),
-        "video_episode_return": video_return, "wall_clock_s": round(time.time() - start, 1),
-    }  # fmt: skip
+        "task": f"{DOMAIN}-{TASK} position-only",
+        "timesteps": args.timesteps,
+        "seed": args.seed,
+        "random_return_mean": float(np.mean(rand)),
+        "random_return_std": float(np.std(rand)),
+        "trained_return_mean": float(trained),
+        "trained_return_std": float(trained_std),
+        "video_episode_return": video_return,
+        "wall_clock_s": round(time.time() - start, 1),
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"random policy : {summary['random_return_mean']:7.1f} +/- {summary['random_return_std']:.1f}")
-    print(f"trained policy: {trained:7.1f} +/- {trained_std:.1f}   (saved model reloaded, "
-          f"{args.eval_episodes} episodes)")
-    print(f"saved: {out / 'model.zip'}, {out / 'learning_curve.png'}, {out / 'rollout.gif'}, "
-          f"{out / 'summary.json'}")
+    print(
+        f"trained policy: {trained:7.1f} +/- {trained_std:.1f}   (saved model reloaded, {args.eval_episodes} episodes)"
+    )
+    print(f"saved: {out / 'model.zip'}, {out / 'learning_curve.png'}, {out / 'rollout.gif'}, {out / 'summary.json'}")
     print(f"done in {summary['wall_clock_s']:.0f} s")
     return summary
 

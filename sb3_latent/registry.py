@@ -30,19 +30,32 @@ GROUPS: dict[str, str] = {
 }
 #: The built-in parts: ``{kind: {name: "module:attribute"}}``.
 BUILTINS: dict[str, dict[str, str]] = {
-    "algorithms": {"rad": "sb3_latent.algos:RAD", "drqv2": "sb3_latent.algos:DrQv2", "slac": "sb3_latent.algos:SLAC",
-                   "dreamer": "sb3_latent.algos:Dreamer", "rainbow": "sb3_latent.algos:Rainbow"},
-    "extractors": {"flare": "sb3_latent.extractors:FlareExtractor",
-                   "latent_stack": "sb3_latent.extractors:LatentStackExtractor",
-                   "pixel_flow": "sb3_latent.extractors:PixelFlowExtractor",
-                   "state_flare": "sb3_latent.extractors:StateFlareExtractor"},
-    "buffers": {"frame_store": "sb3_latent.buffers:FrameStoreReplayBuffer",
-                "nstep_frame_store": "sb3_latent.buffers:NStepFrameStoreReplayBuffer",
-                "prioritized_frame_store": "sb3_latent.buffers:PrioritizedFrameStoreReplayBuffer",
-                "prioritized_lever": "sb3_latent.lever:PrioritizedLeVERReplayBuffer",
-                "lever": "sb3_latent.lever:LeVERReplayBuffer", "sequence": "sb3_latent.buffers:SequenceReplayBuffer"},
-    "augmentations": {"shift": "sb3_latent.augment:RandomShift", "translate": "sb3_latent.augment:RandomTranslate",
-                      "crop": "sb3_latent.augment:RandomCrop"},
+    "algorithms": {
+        "rad": "sb3_latent.algos:RAD",
+        "drqv2": "sb3_latent.algos:DrQv2",
+        "slac": "sb3_latent.algos:SLAC",
+        "dreamer": "sb3_latent.algos:Dreamer",
+        "rainbow": "sb3_latent.algos:Rainbow",
+    },
+    "extractors": {
+        "flare": "sb3_latent.extractors:FlareExtractor",
+        "latent_stack": "sb3_latent.extractors:LatentStackExtractor",
+        "pixel_flow": "sb3_latent.extractors:PixelFlowExtractor",
+        "state_flare": "sb3_latent.extractors:StateFlareExtractor",
+    },
+    "buffers": {
+        "frame_store": "sb3_latent.buffers:FrameStoreReplayBuffer",
+        "nstep_frame_store": "sb3_latent.buffers:NStepFrameStoreReplayBuffer",
+        "prioritized_frame_store": "sb3_latent.buffers:PrioritizedFrameStoreReplayBuffer",
+        "prioritized_lever": "sb3_latent.lever:PrioritizedLeVERReplayBuffer",
+        "lever": "sb3_latent.lever:LeVERReplayBuffer",
+        "sequence": "sb3_latent.buffers:SequenceReplayBuffer",
+    },
+    "augmentations": {
+        "shift": "sb3_latent.augment:RandomShift",
+        "translate": "sb3_latent.augment:RandomTranslate",
+        "crop": "sb3_latent.augment:RandomCrop",
+    },
 }
 BUILTIN = "sb3-latent"
 
@@ -74,8 +87,11 @@ def _check_kind(kind: str) -> str:
 def _plugins(kind: str) -> list[EntryPoint]:
     """The entry points of ``kind`` declared by other distributions (sb3-latent's own, from an older
     install, are the built-ins and skipped)."""
-    return [ep for ep in entry_points(group=GROUPS[_check_kind(kind)])
-            if ep.dist is None or ep.dist.name.replace("_", "-") != BUILTIN]
+    return [
+        ep
+        for ep in entry_points(group=GROUPS[_check_kind(kind)])
+        if ep.dist is None or ep.dist.name.replace("_", "-") != BUILTIN
+    ]
 
 
 def list_entries(kind: str | None = None) -> list[Entry]:
@@ -88,8 +104,14 @@ def list_entries(kind: str | None = None) -> list[Entry]:
         out += [Entry(k, name, target, BUILTIN) for name, target in sorted(BUILTINS[k].items())]
         for ep in sorted(_plugins(k), key=lambda e: e.name):
             dist = ep.dist.name if ep.dist is not None else "?"
-            conflict = (f"the name {ep.name!r} belongs to a built-in {k[:-1]} ({BUILTINS[k][ep.name]}); this plugin "
-                        "entry is ignored: register it under another name") if ep.name in BUILTINS[k] else None
+            conflict = (
+                (
+                    f"the name {ep.name!r} belongs to a built-in {k[:-1]} ({BUILTINS[k][ep.name]}); this plugin "
+                    "entry is ignored: register it under another name"
+                )
+                if ep.name in BUILTINS[k]
+                else None
+            )
             out.append(Entry(k, ep.name, ep.value, dist, conflict))
     return out
 
@@ -134,8 +156,10 @@ def _load(entry: Entry) -> Any:
     try:
         return _import(entry.target)
     except Exception as e:  # a broken plugin: say which one and why; other entries are unaffected
-        raise ImportError(f"{entry.kind[:-1]} {entry.name!r} from the distribution {entry.distribution!r} "
-                          f"({entry.target}) failed to load: {type(e).__name__}: {e}") from e
+        raise ImportError(
+            f"{entry.kind[:-1]} {entry.name!r} from the distribution {entry.distribution!r} "
+            f"({entry.target}) failed to load: {type(e).__name__}: {e}"
+        ) from e
 
 
 def check(kind: str | None = None) -> list[tuple[Entry, str | None]]:

@@ -45,8 +45,10 @@ def postgres_url():
     folder = Path(tempfile.mkdtemp(prefix="sb3-latent-pg-"))
     proc = subprocess.run(["bash", str(script), "start", str(folder)], capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
-        reason = (f"PostgreSQL could not be installed or started by {script} (exit {proc.returncode}): "
-                  f"{proc.stderr.strip()[-800:]}")
+        reason = (
+            f"PostgreSQL could not be installed or started by {script} (exit {proc.returncode}): "
+            f"{proc.stderr.strip()[-800:]}"
+        )
         warnings.warn(reason, stacklevel=1)
         pytest.skip(f"!!! SKIPPED: NO POSTGRESQL !!! {reason}")
     try:

@@ -34,4 +34,3 @@ def shadowed(base: type, make_ref: Callable[..., Any], module: str) -> type:
 
     Shadowed.__module__, Shadowed.__qualname__ = module, "Shadowed"
     return Shadowed
-

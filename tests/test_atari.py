@@ -18,7 +18,7 @@ def test_the_game_list_is_ale_pys() -> None:
 
     assert sorted(ATARI_GAMES) == sorted(get_all_rom_ids())
     assert rom_id("BankHeist") == rom_id("bank_heist") == rom_id("ALE/BankHeist-v5") == "bank_heist"
-    with pytest.raises(ValueError, match="Unknown Atari game 'Bankheis'.*'BankHeist'"):
+    with pytest.raises(ValueError, match=r"Unknown Atari game 'Bankheis'.*'BankHeist'"):
         rom_id("Bankheis")
     with pytest.raises(ValueError, match="Unknown Atari preset"):
         make_atari_env("Pong", preset="nope")
@@ -105,8 +105,9 @@ def test_frame_store_on_one_channel_frames(n_step: bool) -> None:
     """(4, 84, 84) stacks of grayscale frames: n_frames=4, each frame stored once; samples equal SB3's buffer's."""
     env = make_atari_env("Breakout")
     kw = dict(n_steps=5, gamma=0.9) if n_step else {}
-    ours_cls, sb3_cls = (NStepFrameStoreReplayBuffer, NStepReplayBuffer) if n_step else (FrameStoreReplayBuffer,
-                                                                                        ReplayBuffer)
+    ours_cls, sb3_cls = (
+        (NStepFrameStoreReplayBuffer, NStepReplayBuffer) if n_step else (FrameStoreReplayBuffer, ReplayBuffer)
+    )
     ours = ours_cls(200, env.observation_space, env.action_space, device="cpu", n_frames=4, validate=True, **kw)
     sb3 = sb3_cls(200, env.observation_space, env.action_space, device="cpu", **kw)
     dones = 0
@@ -137,8 +138,15 @@ def test_attach_lever_with_stock_dqn_and_qrdqn_on_atari(algo: str) -> None:
     from sb3_latent import attach_lever
 
     cls = {"dqn": DQN, "qrdqn": QRDQN}[algo]
-    model = cls("CnnPolicy", make_atari_env("Breakout", seed=0), buffer_size=300, learning_starts=20, batch_size=8,
-                train_freq=1, seed=0)
+    model = cls(
+        "CnnPolicy",
+        make_atari_env("Breakout", seed=0),
+        buffer_size=300,
+        learning_starts=20,
+        batch_size=8,
+        train_freq=1,
+        seed=0,
+    )
     model = attach_lever(model, T_f=30, K=1, augment=None, freeze="conv", n_frames=4)
     model.learn(80)
     buffer = model.replay_buffer

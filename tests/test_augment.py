@@ -107,7 +107,7 @@ def test_shift_equals_drqs_bilinear_resampling_at_integer_offsets() -> None:
     aug, p = RandomShift(pad=4), 4
     x = stacked_batch().float()
     params = aug.sample_params(x)
-    n, _, h, w = x.shape
+    _n, _, h, _w = x.shape
     padded = F.pad(x, (p, p, p, p), mode="replicate")
     centres = (torch.arange(h) * 2 + 1) / (h + 2 * p) - 1.0  # the first h pixel centres of the padded image
     grid = torch.stack(torch.meshgrid(centres, centres, indexing="xy"), dim=-1)[None]

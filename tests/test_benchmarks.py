@@ -21,8 +21,10 @@ QUESTIONS = {
     "atari": "learning from pixels on Atari, next to a paper",
 }
 #: benchmarks whose full run has not been made yet (no committed results), and why; their --quick test runs on CPU
-NOT_RUN = {"flare_dmc": "needs a GPU: Flare Table 1's 500k/1M env-step budget on five tasks",
-           "lever_atari": "about 18 CPU hours (3 games x 3 seeds x 2 arms at 4.5e13 FLOPs each)"}
+NOT_RUN = {
+    "flare_dmc": "needs a GPU: Flare Table 1's 500k/1M env-step budget on five tasks",
+    "lever_atari": "about 18 CPU hours (3 games x 3 seeds x 2 arms at 4.5e13 FLOPs each)",
+}
 TOP_LEVEL = ["name", "question", "command", "quick", "machine", "results", "goals"]
 
 
@@ -46,8 +48,11 @@ def test_every_benchmark_is_named_subject_question() -> None:
     pattern = re.compile(rf"^[a-z][a-z0-9]*(_[a-z0-9]+)*_({'|'.join(QUESTIONS)})$")
     assert scripts() and [n for n in scripts() if not pattern.match(n)] == []
     for name in scripts():  # each writes its results under its own name
-        calls = [c for c in ast.walk(ast.parse((BENCHMARKS / f"{name}.py").read_text()))
-                 if isinstance(c, ast.Call) and getattr(c.func, "id", None) == "write"]
+        calls = [
+            c
+            for c in ast.walk(ast.parse((BENCHMARKS / f"{name}.py").read_text()))
+            if isinstance(c, ast.Call) and getattr(c.func, "id", None) == "write"
+        ]
         assert [ast.literal_eval(c.args[0]) for c in calls] == [name], name
 
 
@@ -100,8 +105,12 @@ def test_rad_speed_benchmark_quick(tmp_path) -> None:
 
     out = rad_speed.main(["--quick", "--out", str(tmp_path)])
     check_schema(json.loads((tmp_path / "rad_speed.quick.json").read_text()), "rad_speed")
-    assert set(out["results"]["results"]) == {"textbook RAD", "RAD (stacked frames)", "RAD + Flare",
-                                              "SB3 SAC CnnPolicy (NatureCNN)"}
+    assert set(out["results"]["results"]) == {
+        "textbook RAD",
+        "RAD (stacked frames)",
+        "RAD + Flare",
+        "SB3 SAC CnnPolicy (NatureCNN)",
+    }
     assert out["goals"]["flare_vs_rad"]["value"] == out["results"]["ratios"]["flare_vs_rad"] > 0
     assert out["goals"]["flare_vs_rad"]["target"] == 0.5 and out["goals"]["rad_vs_textbook"]["target"] == 1.0
     assert "Goals:" in (tmp_path / "rad_speed.quick.md").read_text()
@@ -149,8 +158,12 @@ def test_drqv2_speed_benchmark_quick(tmp_path) -> None:
     check_schema(json.loads((tmp_path / "drqv2_speed.quick.json").read_text()), "drqv2_speed")
     assert set(out["goals"]) == {"ours_vs_textbook_batch16"}
     for rows in out["results"]["results"].values():
-        assert set(rows) == {"textbook DrQ-v2", "textbook DrQ-v2, channels-last", "DrQv2 (ours)",
-                             "SB3 SAC CnnPolicy (NatureCNN)"}
+        assert set(rows) == {
+            "textbook DrQ-v2",
+            "textbook DrQ-v2, channels-last",
+            "DrQv2 (ours)",
+            "SB3 SAC CnnPolicy (NatureCNN)",
+        }
         assert all(r["median_per_s"] > 0 for r in rows.values())
     assert out["results"]["same_maths_max_abs_diff"] < 1e-4  # one update of ours = one textbook update, up to rounding
     assert "DrQv2 / textbook at batch 16" in (tmp_path / "drqv2_speed.quick.md").read_text()

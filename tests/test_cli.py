@@ -35,8 +35,28 @@ def write_conf(tmp_path: Path, entry: dict, name: str = "tiny.yml") -> Path:
 
 
 def train(tmp_path: Path, conf: Path, *extra: str, seed: int = 0) -> Path:
-    return main(["train", "--algo", "rad", "--env", ENV, "-c", str(conf), "-f", str(tmp_path / "logs"),
-                 "--eval-freq", "60", "--eval-episodes", "2", "--seed", str(seed), "-v", "0", *extra])
+    return main(
+        [
+            "train",
+            "--algo",
+            "rad",
+            "--env",
+            ENV,
+            "-c",
+            str(conf),
+            "-f",
+            str(tmp_path / "logs"),
+            "--eval-freq",
+            "60",
+            "--eval-episodes",
+            "2",
+            "--seed",
+            str(seed),
+            "-v",
+            "0",
+            *extra,
+        ]
+    )
 
 
 def test_train_writes_the_zoo_layout_and_enjoy_and_plot_read_it(tmp_path, capsys) -> None:
@@ -56,14 +76,37 @@ def test_train_writes_the_zoo_layout_and_enjoy_and_plot_read_it(tmp_path, capsys
     assert second.name == f"{name}_2"  # a new run never overwrites an old one
 
     capsys.readouterr()
-    result = main(["enjoy", "--algo", "rad", "--env", ENV, "-f", str(tmp_path / "logs"), "--exp-id", "1", "-n", "2",
-                   "--video", str(tmp_path / "play.gif")])
+    result = main(
+        [
+            "enjoy",
+            "--algo",
+            "rad",
+            "--env",
+            ENV,
+            "-f",
+            str(tmp_path / "logs"),
+            "--exp-id",
+            "1",
+            "-n",
+            "2",
+            "--video",
+            str(tmp_path / "play.gif"),
+        ]
+    )
     assert len(result["returns"]) == 2 and np.isfinite(result["mean"])
     assert "2 episodes, return" in capsys.readouterr().out and (tmp_path / "play.gif").stat().st_size > 0
 
     summary = main(["plot", str(tmp_path / "logs" / "rad"), "-o", str(tmp_path / "curves.png")])
-    assert summary == {f"rad/{name}": pytest.approx({"runs": 2, "steps": 120, "final_mean": summary[f"rad/{name}"][
-        "final_mean"], "final_std": summary[f"rad/{name}"]["final_std"]})}
+    assert summary == {
+        f"rad/{name}": pytest.approx(
+            {
+                "runs": 2,
+                "steps": 120,
+                "final_mean": summary[f"rad/{name}"]["final_mean"],
+                "final_std": summary[f"rad/{name}"]["final_std"],
+            }
+        )
+    }
     assert (tmp_path / "curves.png").stat().st_size > 0
 
 
@@ -76,18 +119,24 @@ def test_hyperparams_override_and_n_timesteps(tmp_path) -> None:
     assert model.num_timesteps == 60 and model.batch_size == 4
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"learning_rat": 0.1}, r"bad.yml: unknown key\(s\) 'learning_rat' for RAD"),
-    ({"extractor": "flair"}, r"bad.yml \[sb3_latent/MovingDot-v0\]: 'extractor': Unknown extractor 'flair'. "
-                             r"Did you mean 'flare'"),
-    ({"batch_size": "big"}, r"bad.yml \[sb3_latent/MovingDot-v0\]: 'batch_size' must be of type int, got 'big'"),
-    ({"replay_buffer_class": "no.such.Buffer"}, r"'replay_buffer_class': cannot import module 'no.such'"),
-    ({"policy_kwargs": "dict(net_arch=[8])"}, r"'policy_kwargs' must be a mapping \(strings are never evaluated\)"),
-    ({"normalize": "dict(norm_obs=True)"}, r"'normalize' must be true/false or a mapping"),
-    ({"policy": "TransformerPolicy"}, r"'policy': RAD has no policy 'TransformerPolicy'"),
-    ({"env_wrapper": "gymnasium.wrappers.NoSuchWrapper"}, r"'env_wrapper': module 'gymnasium.wrappers' has no"),
-    ({"lever": {"T_f": 10, "Kay": 2}}, r"'lever': unknown LeVER setting\(s\) 'Kay'"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"learning_rat": 0.1}, r"bad.yml: unknown key\(s\) 'learning_rat' for RAD"),
+        (
+            {"extractor": "flair"},
+            r"bad.yml \[sb3_latent/MovingDot-v0\]: 'extractor': Unknown extractor 'flair'. "
+            r"Did you mean 'flare'",
+        ),
+        ({"batch_size": "big"}, r"bad.yml \[sb3_latent/MovingDot-v0\]: 'batch_size' must be of type int, got 'big'"),
+        ({"replay_buffer_class": "no.such.Buffer"}, r"'replay_buffer_class': cannot import module 'no.such'"),
+        ({"policy_kwargs": "dict(net_arch=[8])"}, r"'policy_kwargs' must be a mapping \(strings are never evaluated\)"),
+        ({"normalize": "dict(norm_obs=True)"}, r"'normalize' must be true/false or a mapping"),
+        ({"policy": "TransformerPolicy"}, r"'policy': RAD has no policy 'TransformerPolicy'"),
+        ({"env_wrapper": "gymnasium.wrappers.NoSuchWrapper"}, r"'env_wrapper': module 'gymnasium.wrappers' has no"),
+        ({"lever": {"T_f": 10, "Kay": 2}}, r"'lever': unknown LeVER setting\(s\) 'Kay'"),
+    ],
+)
 def test_bad_entries_fail_before_any_work(tmp_path, capsys, change, message) -> None:
     conf = write_conf(tmp_path, {**TINY, **change}, "bad.yml")
     with pytest.raises(SystemExit) as exit_:
@@ -120,8 +169,16 @@ def test_bad_algo_env_and_missing_budget(tmp_path, capsys, monkeypatch) -> None:
     assert not (tmp_path / "logs").exists()
 
 
-SHIPPED = {"rad.yml": RAD, "rad_flare.yml": RAD, "rad_lever.yml": RAD, "drqv2.yml": DrQv2, "drqv2_lever.yml": DrQv2,
-           "sac_flare.yml": SAC, "slac.yml": SLAC, "dreamer.yml": Dreamer}
+SHIPPED = {
+    "rad.yml": RAD,
+    "rad_flare.yml": RAD,
+    "rad_lever.yml": RAD,
+    "drqv2.yml": DrQv2,
+    "drqv2_lever.yml": DrQv2,
+    "sac_flare.yml": SAC,
+    "slac.yml": SLAC,
+    "dreamer.yml": Dreamer,
+}
 
 
 def test_every_zoo_file_is_checked_below() -> None:
@@ -145,8 +202,26 @@ def test_lever_key_on_a_stock_algorithm_attaches_it(tmp_path) -> None:
     checked = check_entry(SAC, ENV, {**entry, "lever": {"T_f": 5, "K": 2}}, "x.yml")
     assert checked.lever == {"T_f": 5, "K": 2} and "replay_buffer_class" not in checked.hyperparams
     conf = write_conf(tmp_path, {**entry, "learning_starts": 20, "lever": {"T_f": 5, "K": 2}})
-    run = main(["train", "--algo", "sac", "--env", ENV, "-c", str(conf), "-f", str(tmp_path / "logs"),
-                "--eval-freq", "-1", "--seed", "0", "-v", "0", "--save-replay-buffer"])
+    run = main(
+        [
+            "train",
+            "--algo",
+            "sac",
+            "--env",
+            ENV,
+            "-c",
+            str(conf),
+            "-f",
+            str(tmp_path / "logs"),
+            "--eval-freq",
+            "-1",
+            "--seed",
+            "0",
+            "-v",
+            "0",
+            "--save-replay-buffer",
+        ]
+    )
     model = SAC.load(run / "sb3_latent-MovingDot-v0.zip")
     assert model.replay_buffer_class is LeVERReplayBuffer
     assert {"T_f": 5, "K": 2, "frozen": True}.items() <= model.replay_buffer_kwargs.items()  # froze after 5 updates
@@ -155,7 +230,8 @@ def test_lever_key_on_a_stock_algorithm_attaches_it(tmp_path) -> None:
 def test_list_shows_every_part_and_where_it_comes_from(capsys) -> None:
     rows = main(["list"])
     assert {("algorithms", "rad"), ("extractors", "flare"), ("buffers", "lever"), ("augmentations", "crop")} <= {
-        (r["kind"], r["name"]) for r in rows}
+        (r["kind"], r["name"]) for r in rows
+    }
     out = capsys.readouterr().out
     assert "sb3_latent.algos:RAD" in out and "stock algorithms" in out and "sac" in out
 
@@ -166,8 +242,26 @@ def test_rl_zoo3_train_script_runs_our_files(tmp_path, monkeypatch) -> None:
 
     conf = write_conf(tmp_path, TINY)
     monkeypatch.chdir(tmp_path)
-    zoo_train(["--algo", "rad", "--env", ENV, "-conf", str(conf), "-f", "zlogs", "--eval-freq", "60",
-               "--eval-episodes", "1", "--seed", "0", "--verbose", "0"])
+    zoo_train(
+        [
+            "--algo",
+            "rad",
+            "--env",
+            ENV,
+            "-conf",
+            str(conf),
+            "-f",
+            "zlogs",
+            "--eval-freq",
+            "60",
+            "--eval-episodes",
+            "1",
+            "--seed",
+            "0",
+            "--verbose",
+            "0",
+        ]
+    )
     run = tmp_path / "zlogs" / "rad" / "sb3_latent-MovingDot-v0_1"
     assert (run / "sb3_latent-MovingDot-v0.zip").is_file() and (run / "evaluations.npz").is_file()
 
@@ -178,16 +272,50 @@ def test_rl_zoo3_optimize_samples_from_our_study_spec(tmp_path, monkeypatch) -> 
 
     conf = write_conf(tmp_path, TINY)
     (tmp_path / "tuning").mkdir()
-    (tmp_path / "tuning" / "rad.yml").write_text(yaml.safe_dump({
-        "algo": "rad", "budget": {"n_timesteps": 60},
-        "search_space": {"batch_size": {"type": "categorical", "choices": [4, 8]},
-                         "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-3, "log": True}}}))
+    (tmp_path / "tuning" / "rad.yml").write_text(
+        yaml.safe_dump(
+            {
+                "algo": "rad",
+                "budget": {"n_timesteps": 60},
+                "search_space": {
+                    "batch_size": {"type": "categorical", "choices": [4, 8]},
+                    "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-3, "log": True},
+                },
+            }
+        )
+    )
     monkeypatch.chdir(tmp_path)
     storage = tmp_path / "study.log"
-    zoo_train(["--algo", "rad", "--env", ENV, "-conf", str(conf), "--spec", "tuning/rad.yml", "-optimize",
-               "--n-trials", "2", "-n", "60",
-               "--n-evaluations", "1", "--eval-episodes", "1", "-f", "zlogs", "--no-optim-plots",
-               "--storage", str(storage), "--study-name", "z", "--verbose", "0"])
+    zoo_train(
+        [
+            "--algo",
+            "rad",
+            "--env",
+            ENV,
+            "-conf",
+            str(conf),
+            "--spec",
+            "tuning/rad.yml",
+            "-optimize",
+            "--n-trials",
+            "2",
+            "-n",
+            "60",
+            "--n-evaluations",
+            "1",
+            "--eval-episodes",
+            "1",
+            "-f",
+            "zlogs",
+            "--no-optim-plots",
+            "--storage",
+            str(storage),
+            "--study-name",
+            "z",
+            "--verbose",
+            "0",
+        ]
+    )
     import optuna
     from optuna.storages.journal import JournalFileBackend
 
@@ -197,8 +325,18 @@ def test_rl_zoo3_optimize_samples_from_our_study_spec(tmp_path, monkeypatch) -> 
 
 def test_dotted_hyperparams_reach_into_mappings_and_args_yml_holds_mappings(tmp_path) -> None:
     conf = write_conf(tmp_path, TINY)
-    run = train(tmp_path, conf, "-n", "60", "--eval-freq", "-1", "--hyperparams", "extractor_kwargs.features_dim:16",
-                "--env-kwargs", "size:24")
+    run = train(
+        tmp_path,
+        conf,
+        "-n",
+        "60",
+        "--eval-freq",
+        "-1",
+        "--hyperparams",
+        "extractor_kwargs.features_dim:16",
+        "--env-kwargs",
+        "size:24",
+    )
     used = load_zoo_config(run / "sb3_latent-MovingDot-v0" / "zoo_config.yml", ENV)
     assert used["extractor_kwargs"] == {"n_frames": 3, "features_dim": 16}  # n_frames kept
     model = RAD.load(run / "sb3_latent-MovingDot-v0.zip")
@@ -210,24 +348,50 @@ def test_dotted_hyperparams_reach_into_mappings_and_args_yml_holds_mappings(tmp_
     assert flat["hyperparams"] == {"extractor_kwargs.features_dim": 16, "env_kwargs.size": 24}
 
 
-@pytest.mark.parametrize(("change", "extra", "message"), [
-    ({"policy_kwargs": {"net_arc": [8]}}, [], r"'policy_kwargs': unknown argument\(s\) 'net_arc' for RADPolicy "
-                                             r"\(did you mean 'net_arch'\?\)"),
-    ({"env_kwargs": {"szie": 24}}, [], r"'env_kwargs': unknown argument\(s\) 'szie' for the env "
-                                       r"'sb3_latent/MovingDot-v0' \(did you mean 'size'\?\)"),
-    ({}, ["--env-kwargs", "szie:24"], r"'env_kwargs': unknown argument\(s\) 'szie'"),
-    ({"extractor_kwargs": {"n_frame": 3}}, [], r"'extractor_kwargs': unknown argument\(s\) 'n_frame' for "
-                                               r"FlareExtractor"),
-    ({"augment_kwargs": {"sise": 40}}, [], r"'augment_kwargs': unknown argument\(s\) 'sise' for RandomTranslate"),
-    ({"replay_buffer_class": "frame_store", "replay_buffer_kwargs": {"n_frame": 3}}, [],
-     r"'replay_buffer_kwargs': unknown argument\(s\) 'n_frame' for FrameStoreReplayBuffer"),
-    # RAD picks its buffer class inside its constructor: caught when the model is built, the new folder removed
-    ({"replay_buffer_kwargs": {"n_frame": 3}}, [], r"bad.yml \[sb3_latent/MovingDot-v0\]: FrameStoreReplayBuffer"
-                                                   r".__init__\(\) got an unexpected keyword argument 'n_frame'"),
-    ({"env_kwargs": {"size": "big"}}, [], r"'env_kwargs.size' must be of type int, got 'big'"),
-    # passes every check, fails when the model is built (9 channels, 2 frames): the new run folder is removed
-    ({"extractor_kwargs": {"n_frames": 2, "features_dim": 8}}, [], r"bad.yml \[sb3_latent/MovingDot-v0\]: .*n_frames"),
-])
+@pytest.mark.parametrize(
+    ("change", "extra", "message"),
+    [
+        (
+            {"policy_kwargs": {"net_arc": [8]}},
+            [],
+            r"'policy_kwargs': unknown argument\(s\) 'net_arc' for RADPolicy "
+            r"\(did you mean 'net_arch'\?\)",
+        ),
+        (
+            {"env_kwargs": {"szie": 24}},
+            [],
+            r"'env_kwargs': unknown argument\(s\) 'szie' for the env "
+            r"'sb3_latent/MovingDot-v0' \(did you mean 'size'\?\)",
+        ),
+        ({}, ["--env-kwargs", "szie:24"], r"'env_kwargs': unknown argument\(s\) 'szie'"),
+        (
+            {"extractor_kwargs": {"n_frame": 3}},
+            [],
+            r"'extractor_kwargs': unknown argument\(s\) 'n_frame' for "
+            r"FlareExtractor",
+        ),
+        ({"augment_kwargs": {"sise": 40}}, [], r"'augment_kwargs': unknown argument\(s\) 'sise' for RandomTranslate"),
+        (
+            {"replay_buffer_class": "frame_store", "replay_buffer_kwargs": {"n_frame": 3}},
+            [],
+            r"'replay_buffer_kwargs': unknown argument\(s\) 'n_frame' for FrameStoreReplayBuffer",
+        ),
+        # RAD picks its buffer class inside its constructor: caught when the model is built, the new folder removed
+        (
+            {"replay_buffer_kwargs": {"n_frame": 3}},
+            [],
+            r"bad.yml \[sb3_latent/MovingDot-v0\]: FrameStoreReplayBuffer"
+            r".__init__\(\) got an unexpected keyword argument 'n_frame'",
+        ),
+        ({"env_kwargs": {"size": "big"}}, [], r"'env_kwargs.size' must be of type int, got 'big'"),
+        # passes every check, fails when the model is built (9 channels, 2 frames): the new run folder is removed
+        (
+            {"extractor_kwargs": {"n_frames": 2, "features_dim": 8}},
+            [],
+            r"bad.yml \[sb3_latent/MovingDot-v0\]: .*n_frames",
+        ),
+    ],
+)
 def test_typos_inside_mappings_fail_before_a_run_folder_exists(tmp_path, capsys, change, extra, message) -> None:
     conf = write_conf(tmp_path, {**TINY, **change}, "bad.yml")
     with pytest.raises(SystemExit) as exit_:
@@ -250,10 +414,32 @@ def test_yaml_syntax_errors_name_the_file_and_the_line(tmp_path, capsys) -> None
 @pytest.mark.dmc
 def test_train_without_conf_outside_the_checkout_uses_the_shipped_file(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)  # the example: cartpole swingup had no entry and no default before
-    run = main(["train", "--algo", "rad", "--env", "sb3_latent/cartpole-swingup-pixels-v0", "-n", "4", "--eval-freq",
-                "4", "--eval-episodes", "1", "-v", "0", "--hyperparams", "buffer_size:100", "learning_starts:2",
-                "batch_size:2", "policy_kwargs.net_arch:[8]", "augment_kwargs.size:28",
-                "--env-kwargs", "size:32", "max_episode_steps:2"])
+    run = main(
+        [
+            "train",
+            "--algo",
+            "rad",
+            "--env",
+            "sb3_latent/cartpole-swingup-pixels-v0",
+            "-n",
+            "4",
+            "--eval-freq",
+            "4",
+            "--eval-episodes",
+            "1",
+            "-v",
+            "0",
+            "--hyperparams",
+            "buffer_size:100",
+            "learning_starts:2",
+            "batch_size:2",
+            "policy_kwargs.net_arch:[8]",
+            "augment_kwargs.size:28",
+            "--env-kwargs",
+            "size:32",
+            "max_episode_steps:2",
+        ]
+    )
     assert "zoo config: " in capsys.readouterr().out
     used = (run / "sb3_latent-cartpole-swingup-pixels-v0" / "zoo_config.yml").read_text()
     assert "sb3_latent/zoo/zoo_configs/rad.yml" in used and "action_repeat: 8" in used
@@ -266,10 +452,34 @@ def test_rl_zoo3_optimize_with_the_shipped_drqv2_spec_outside_the_checkout(tmp_p
     from sb3_latent.zoo_train import main as zoo_train
 
     monkeypatch.chdir(tmp_path)
-    zoo_train(["--algo", "drqv2", "--env", "sb3_latent/cartpole-swingup-pixels-v0", "-optimize", "--n-trials", "1",
-               "-n", "4", "--n-evaluations", "1", "--eval-episodes", "1", "-f", "zlogs", "--no-optim-plots",
-               "--verbose", "0", "--env-kwargs", "size:32", "max_episode_steps:2",
-               "--hyperparams", "buffer_size:100", "learning_starts:2"])
+    zoo_train(
+        [
+            "--algo",
+            "drqv2",
+            "--env",
+            "sb3_latent/cartpole-swingup-pixels-v0",
+            "-optimize",
+            "--n-trials",
+            "1",
+            "-n",
+            "4",
+            "--n-evaluations",
+            "1",
+            "--eval-episodes",
+            "1",
+            "-f",
+            "zlogs",
+            "--no-optim-plots",
+            "--verbose",
+            "0",
+            "--env-kwargs",
+            "size:32",
+            "max_episode_steps:2",
+            "--hyperparams",
+            "buffer_size:100",
+            "learning_starts:2",
+        ]
+    )
     (report,) = (tmp_path / "zlogs" / "drqv2").glob("report_*.csv")
     assert report.read_text().count(",COMPLETE") == 1
 
@@ -283,9 +493,29 @@ def test_ctrl_c_saves_and_resume_continues_the_same_run(tmp_path) -> None:
     import time
 
     conf = write_conf(tmp_path, TINY)
-    cmd = [sys.executable, "-m", "sb3_latent.zoo.cli", "train", "--algo", "rad", "--env", ENV, "-c", str(conf),
-           "-f", "logs", "-n", "100000", "--eval-freq", "40", "--eval-episodes", "1", "--seed", "0",
-           "--save-replay-buffer"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "sb3_latent.zoo.cli",
+        "train",
+        "--algo",
+        "rad",
+        "--env",
+        ENV,
+        "-c",
+        str(conf),
+        "-f",
+        "logs",
+        "-n",
+        "100000",
+        "--eval-freq",
+        "40",
+        "--eval-episodes",
+        "1",
+        "--seed",
+        "0",
+        "--save-replay-buffer",
+    ]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     run = tmp_path / "logs" / "rad" / "sb3_latent-MovingDot-v0_1"
     deadline = time.monotonic() + 300

@@ -11,8 +11,19 @@ from sb3_latent import demo
 
 @pytest.mark.dmc
 def test_demo_writes_model_plot_video_and_summary(tmp_path, capsys) -> None:
-    summary = demo.main(["--out", str(tmp_path), "--timesteps", "1200", "--eval-freq", "600",
-                         "--eval-episodes", "1", "--no-progress-bar"])
+    summary = demo.main(
+        [
+            "--out",
+            str(tmp_path),
+            "--timesteps",
+            "1200",
+            "--eval-freq",
+            "600",
+            "--eval-episodes",
+            "1",
+            "--no-progress-bar",
+        ]
+    )
     for name in ("model.zip", "learning_curve.png", "rollout.gif", "evaluations.npz", "summary.json"):
         assert (tmp_path / name).stat().st_size > 0, name
     assert json.loads((tmp_path / "summary.json").read_text()) == summary

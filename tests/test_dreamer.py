@@ -148,8 +148,9 @@ def dot_env(obs_type: str = "pixels", **kw):
 
 
 def make(policy: str = "CnnPolicy", env=None, size=None, **kw) -> Dreamer:
-    return Dreamer(policy, env if env is not None else dot_env(), policy_kwargs={"size": size or TINY},
-                   **{"seed": 0, **FAST, **kw})
+    return Dreamer(
+        policy, env if env is not None else dot_env(), policy_kwargs={"size": size or TINY}, **{"seed": 0, **FAST, **kw}
+    )
 
 
 def test_defaults_are_the_papers() -> None:
@@ -201,8 +202,16 @@ def fill(m: Dreamer, n: int) -> None:
     m.learning_starts = ls
 
 
-@pytest.mark.parametrize("amp", [False, pytest.param(True, marks=pytest.mark.skipif(
-    not bf16_supported(torch.device("cpu")), reason="this CPU has no native bfloat16"))])
+@pytest.mark.parametrize(
+    "amp",
+    [
+        False,
+        pytest.param(
+            True,
+            marks=pytest.mark.skipif(not bf16_supported(torch.device("cpu")), reason="this CPU has no native bfloat16"),
+        ),
+    ],
+)
 def test_world_model_loss_falls_on_a_small_pixel_env(amp: bool) -> None:
     m = make(learning_rate=1e-3, batch_size=8, batch_length=16, amp=amp)  # amp: bfloat16 compute, as the official code
     fill(m, 600)
@@ -239,9 +248,21 @@ def test_train_ratio_sets_the_number_of_updates() -> None:
 def test_learning_beats_random_on_the_moving_dot_with_state_observations() -> None:
     """The reward is the action along the dot's velocity: random actions earn 0, the best about 0.35 a step."""
     env = dot_env("state", episode_length=50)
-    m = Dreamer("MlpPolicy", env, policy_kwargs={"size": dict(deter=64, stoch=8, classes=8, units=64, layers=1,
-                                                                depth=8), "actor_lr": 3e-4, "critic_lr": 3e-4},
-                learning_rate=1e-3, batch_size=16, batch_length=16, learning_starts=200, train_ratio=64, seed=0)
+    m = Dreamer(
+        "MlpPolicy",
+        env,
+        policy_kwargs={
+            "size": dict(deter=64, stoch=8, classes=8, units=64, layers=1, depth=8),
+            "actor_lr": 3e-4,
+            "critic_lr": 3e-4,
+        },
+        learning_rate=1e-3,
+        batch_size=16,
+        batch_length=16,
+        learning_starts=200,
+        train_ratio=64,
+        seed=0,
+    )
     rand, _ = evaluate_policy(RandomAgent(env), env, n_eval_episodes=10)
     m.learn(2000)
     trained, _ = evaluate_policy(m, env, n_eval_episodes=10)
@@ -253,7 +274,7 @@ def test_predict_keeps_a_recurrent_state_per_env_and_resets_it_at_episode_starts
     obs = m.env.reset()
     a0, s0 = m.predict(obs, deterministic=True)
     assert a0.shape == (2, 2) and [x.shape for x in s0] == [(2, 32), (2, 4, 4), (2, 2)]
-    a1, s1 = m.predict(obs, state=s0, episode_start=np.array([False, False]), deterministic=True)
+    _a1, s1 = m.predict(obs, state=s0, episode_start=np.array([False, False]), deterministic=True)
     assert not np.allclose(s1[0], s0[0])  # the state moved on
     # an episode start forgets the state: the same as a fresh start
     torch.manual_seed(1)
@@ -321,14 +342,14 @@ def test_errors_name_the_value_and_what_was_expected() -> None:
         make("MlpPolicy", dot_env())
     with pytest.raises(ValueError, match="4 \\* 2\\^k"):
         make(env=make_moving_dot_env(frame_stack=1, size=20))
-    with pytest.raises(TypeError, match="Box .continuous. or Discrete"):
+    with pytest.raises(TypeError, match=r"Box .continuous. or Discrete"):
         make("MlpPolicy", SpacesEnv(spaces.Box(-1, 1, (4,)), spaces.MultiDiscrete([2, 3])))
     with pytest.raises(TypeError, match="Box observations"):
         make("MlpPolicy", SpacesEnv(spaces.Discrete(5), spaces.Discrete(2)))
     with pytest.raises(TypeError, match="Box observations"):
         make("MultiInputPolicy", DummyVecEnv([lambda: DictDot(discrete_obs=True)]))
     unbounded = SpacesEnv(spaces.Box(-1, 1, (4,)), spaces.Box(-np.inf, np.inf, (2,)))
-    with pytest.raises(ValueError, match="actions must be bounded .* RescaleAction"):  # not SB3's bare assertion
+    with pytest.raises(ValueError, match=r"actions must be bounded .* RescaleAction"):  # not SB3's bare assertion
         make("MlpPolicy", unbounded)
     model = make("MlpPolicy", SpacesEnv(spaces.Box(-1, 1, (4,)), spaces.Box(-1, 1, (2,))))
     with pytest.raises(ValueError, match="actions must be bounded"):
@@ -355,9 +376,12 @@ class DictDot(gym.Env):
 
     def __init__(self, discrete_obs: bool = False) -> None:
         self.dot = MovingDotEnv(size=16, obs_type="state")
-        self.observation_space = spaces.Dict({"image": spaces.Box(0, 255, (3, 16, 16), np.uint8),
-                                              "pos": spaces.Discrete(3) if discrete_obs else
-                                              spaces.Box(-1, 1, (4,), np.float32)})
+        self.observation_space = spaces.Dict(
+            {
+                "image": spaces.Box(0, 255, (3, 16, 16), np.uint8),
+                "pos": spaces.Discrete(3) if discrete_obs else spaces.Box(-1, 1, (4,), np.float32),
+            }
+        )
         self.action_space = self.dot.action_space
 
     def _obs(self, state: np.ndarray) -> dict:

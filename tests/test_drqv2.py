@@ -45,8 +45,9 @@ def test_defaults_are_the_official_codes() -> None:
     assert isinstance(fe, LatentStackExtractor) and fe.n_frames == 1 and fe.features_dim == 50
     assert isinstance(fe.encoder, RadEncoder)
     convs = [m for m in fe.encoder if isinstance(m, torch.nn.Conv2d)]
-    assert [(c.out_channels, c.kernel_size, c.stride) for c in convs] == \
-        [(32, (3, 3), (2, 2))] + [(32, (3, 3), (1, 1))] * 3
+    assert [(c.out_channels, c.kernel_size, c.stride) for c in convs] == [(32, (3, 3), (2, 2))] + [
+        (32, (3, 3), (1, 1))
+    ] * 3
     assert isinstance(model.policy.augmentation, RandomShift) and model.policy.augmentation.pad == 4
     buffer = model.replay_buffer
     assert isinstance(buffer, NStepFrameStoreReplayBuffer) and (buffer.n_steps, buffer.gamma) == (3, 0.99)
@@ -57,8 +58,11 @@ def test_defaults_are_the_official_codes() -> None:
 
 def test_presets_are_the_official_task_groups() -> None:
     assert {k: (v["stddev_schedule"], v["n_timesteps"]) for k, v in PRESETS.items()} == {
-        "easy": ("linear(1.0,0.1,100000)", 550_000), "medium": ("linear(1.0,0.1,500000)", 1_550_000),
-        "hard": ("linear(1.0,0.1,2000000)", 15_050_000), "humanoid": ("linear(1.0,0.1,2000000)", 15_050_000)}
+        "easy": ("linear(1.0,0.1,100000)", 550_000),
+        "medium": ("linear(1.0,0.1,500000)", 1_550_000),
+        "hard": ("linear(1.0,0.1,2000000)", 15_050_000),
+        "humanoid": ("linear(1.0,0.1,2000000)", 15_050_000),
+    }
     model = DrQv2.from_preset("humanoid", "CnnPolicy", pixel_env(), buffer_size=100)
     assert model.learning_rate == 8e-5 and model.critic.features_extractor.features_dim == 100
     assert model.stddev_schedule == "linear(1.0,0.1,2000000)"
@@ -68,26 +72,45 @@ def test_presets_are_the_official_task_groups() -> None:
         DrQv2.from_preset("extreme", "CnnPolicy", pixel_env())
 
 
-@pytest.mark.parametrize("spec, values", [
-    ("linear(1.0, 0.1, 100)", {0: 1.0, 50: 0.55, 100: 0.1, 10_000: 0.1}),
-    ("linear(1.0,0.1,100)", {25: 0.775}),
-    ("step_linear(1.0, 0.5, 10, 0.1, 20)", {0: 1.0, 5: 0.75, 10: 0.5, 20: 0.3, 30: 0.1, 99: 0.1}),
-    ("constant(0.2)", {0: 0.2, 10**9: 0.2}),
-    ("0.3", {7: 0.3}),
-    (0.4, {7: 0.4}),
-    (1, {7: 1.0}),
-])
+@pytest.mark.parametrize(
+    "spec, values",
+    [
+        ("linear(1.0, 0.1, 100)", {0: 1.0, 50: 0.55, 100: 0.1, 10_000: 0.1}),
+        ("linear(1.0,0.1,100)", {25: 0.775}),
+        ("step_linear(1.0, 0.5, 10, 0.1, 20)", {0: 1.0, 5: 0.75, 10: 0.5, 20: 0.3, 30: 0.1, 99: 0.1}),
+        ("constant(0.2)", {0: 0.2, 10**9: 0.2}),
+        ("0.3", {7: 0.3}),
+        (0.4, {7: 0.4}),
+        (1, {7: 1.0}),
+    ],
+)
 def test_schedule_parser_accepts_the_official_forms(spec, values) -> None:
     schedule = parse_stddev_schedule(spec)
     for step, expected in values.items():
         assert schedule(step) == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("spec", ["linear(1.0, 0.1)", "cosine(1, 0, 10)", "fast", "linear(1, 0.1, 0)",
-                                  "linear(a, b, c)", "-0.1", "step_linear(1, 0.5, 10, 0.1)", "", True, None])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "linear(1.0, 0.1)",
+        "cosine(1, 0, 10)",
+        "fast",
+        "linear(1, 0.1, 0)",
+        "linear(a, b, c)",
+        "-0.1",
+        "step_linear(1, 0.5, 10, 0.1)",
+        "",
+        True,
+        None,
+    ],
+)
 def test_schedule_parser_rejects_anything_else_naming_the_accepted_forms(spec) -> None:
-    with pytest.raises(ValueError, match=r"invalid stddev_schedule .*'constant\(x\)', 'linear\(init, final, "
-                                         r"duration\)' or 'step_linear\(init, final1, duration1, final2, duration2\)'"):
+    with pytest.raises(
+        ValueError,
+        match=r"invalid stddev_schedule .*'constant\(x\)', 'linear\(init, final, "
+        r"duration\)' or 'step_linear\(init, final1, duration1, final2, duration2\)'",
+    ):
         parse_stddev_schedule(spec)
 
 
@@ -111,8 +134,14 @@ def test_n_step_target_equals_the_value_computed_by_hand() -> None:
             stack = np.concatenate([first] * 3)
         nxt = np.concatenate([stack[3:], rng.integers(0, 256, (3, 20, 20), dtype=np.uint8)])
         end = ends.get(t)
-        buffer.add(stack[None], nxt[None], rng.uniform(-1, 1, (1, 2)), rewards[t:t + 1], np.array([end is not None]),
-                   [{"TimeLimit.truncated": end == "truncated"}])
+        buffer.add(
+            stack[None],
+            nxt[None],
+            rng.uniform(-1, 1, (1, 2)),
+            rewards[t : t + 1],
+            np.array([end is not None]),
+            [{"TimeLimit.truncated": end == "truncated"}],
+        )
         next_stacks.append(nxt)
         stack = None if end else nxt
 
@@ -130,8 +159,9 @@ def test_n_step_target_equals_the_value_computed_by_hand() -> None:
     next_maps = model._encode(data.observations, data.next_observations)[1]
     y = model._target_q(data, data.next_observations, next_maps, stddev=0.0)  # σ = 0: a' is the actor's mean
     np.testing.assert_allclose(y.squeeze(1).numpy(), [by_hand(i) for i in rows], rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(data.discounts.squeeze(1).numpy(), [gamma**3, gamma**2, gamma**2, gamma, gamma**3],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        data.discounts.squeeze(1).numpy(), [gamma**3, gamma**2, gamma**2, gamma, gamma**3], rtol=1e-6
+    )
 
 
 def test_noise_is_clipped_in_updates_and_not_while_acting() -> None:
@@ -201,8 +231,14 @@ def test_one_encoder_trained_by_the_critic_only_and_no_target_encoder() -> None:
     assert all(p.grad is None for p in enc.parameters()) and model.actor.features_extractor.fc.weight.grad is not None
     fill(model)
 
-    target = [m for m in (model.critic_target.features_extractor.fc, model.critic_target.features_extractor.ln,
-                          *model.critic_target.q_networks)]
+    target = [
+        m
+        for m in (
+            model.critic_target.features_extractor.fc,
+            model.critic_target.features_extractor.ln,
+            *model.critic_target.q_networks,
+        )
+    ]
     online = [model.critic.features_extractor.fc, model.critic.features_extractor.ln, *model.critic.q_networks]
     old = [p.clone() for m in target for p in m.parameters()]
     enc_before = [p.clone() for p in enc.parameters()]
@@ -217,21 +253,36 @@ def test_learns_to_follow_the_moving_dot_from_pixels() -> None:
     """MovingDot, 20x20 pixels, 3 stacked frames: only motion tells where to push (a . v). A random or
     single-frame policy earns about 0 per episode (|mean| < 2.5 over 10 episodes), the velocity oracle
     about 19. 1500 agent steps, an update per step, ~15 s on one CPU core."""
-    model = DrQv2("CnnPolicy", pixel_env(), buffer_size=1500, batch_size=64, learning_starts=500, learning_rate=1e-3,
-                  train_freq=1, gamma=0.9, stddev_schedule="linear(1.0, 0.1, 1500)", seed=0,
-                  policy_kwargs={"net_arch": [32, 32], "features_extractor_kwargs": {
-                      "features_dim": 32, "encoder_kwargs": {"num_filters": 8}}})
+    model = DrQv2(
+        "CnnPolicy",
+        pixel_env(),
+        buffer_size=1500,
+        batch_size=64,
+        learning_starts=500,
+        learning_rate=1e-3,
+        train_freq=1,
+        gamma=0.9,
+        stddev_schedule="linear(1.0, 0.1, 1500)",
+        seed=0,
+        policy_kwargs={
+            "net_arch": [32, 32],
+            "features_extractor_kwargs": {"features_dim": 32, "encoder_kwargs": {"num_filters": 8}},
+        },
+    )
     model.learn(1500)
     eval_env = make_moving_dot_env(frame_stack=3, seed=1, size=20)
     eval_env.reset()
-    random_return = np.mean([sum(eval_env.step(np.array([eval_env.action_space.sample()]))[1][0] for _ in range(50))
-                             for _ in range(10)])
+    random_return = np.mean(
+        [sum(eval_env.step(np.array([eval_env.action_space.sample()]))[1][0] for _ in range(50)) for _ in range(10)]
+    )
     mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=10)
     assert abs(random_return) < 2.5 and mean > 8.0, f"learned {mean:.1f}, random {random_return:.1f}"
 
 
-@pytest.mark.parametrize("kwargs", [flare_kwargs(n_frames=3, **TINY), latent_stack_kwargs(n_frames=3, **TINY),
-                                    pixel_flow_kwargs(n_frames=3, **TINY)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [flare_kwargs(n_frames=3, **TINY), latent_stack_kwargs(n_frames=3, **TINY), pixel_flow_kwargs(n_frames=3, **TINY)],
+)
 def test_every_extractor_replaces_the_encoder_and_logs(kwargs, tmp_path) -> None:
     model = make(policy_kwargs={**kwargs, "net_arch": [32, 32]})
     assert type(model.critic.features_extractor) is kwargs["features_extractor_class"]
@@ -271,8 +322,9 @@ def test_seeding_makes_runs_repeatable() -> None:
 
 def test_mlp_policy_is_n_step_ddpg_with_scheduled_noise() -> None:
     env = make_moving_dot_env(frame_stack=3, seed=0, obs_type="position")
-    model = DrQv2("MlpPolicy", env, buffer_size=300, batch_size=16, learning_starts=50,
-                  policy_kwargs={"net_arch": [32]})
+    model = DrQv2(
+        "MlpPolicy", env, buffer_size=300, batch_size=16, learning_starts=50, policy_kwargs={"net_arch": [32]}
+    )
     assert isinstance(model.replay_buffer, NStepReplayBuffer) and model.replay_buffer.n_steps == 3
     assert getattr(model.policy, "augmentation", None) is None and not hasattr(model.policy, "actor_target")
     model.learn(80)
@@ -291,15 +343,39 @@ def test_clear_errors_before_any_work() -> None:
 
 
 def test_zoo_config_holds_the_papers_settings() -> None:
-    easy = ["cartpole-balance", "cartpole-balance_sparse", "cartpole-swingup", "ball_in_cup-catch", "finger-spin",
-            "hopper-stand", "pendulum-swingup", "walker-stand", "walker-walk"]
-    medium = ["acrobot-swingup", "cartpole-swingup_sparse", "cheetah-run", "finger-turn_easy", "finger-turn_hard",
-              "hopper-hop", "quadruped-run", "quadruped-walk", "reacher-easy", "reacher-hard", "walker-run"]
+    easy = [
+        "cartpole-balance",
+        "cartpole-balance_sparse",
+        "cartpole-swingup",
+        "ball_in_cup-catch",
+        "finger-spin",
+        "hopper-stand",
+        "pendulum-swingup",
+        "walker-stand",
+        "walker-walk",
+    ]
+    medium = [
+        "acrobot-swingup",
+        "cartpole-swingup_sparse",
+        "cheetah-run",
+        "finger-turn_easy",
+        "finger-turn_hard",
+        "hopper-hop",
+        "quadruped-run",
+        "quadruped-walk",
+        "reacher-easy",
+        "reacher-hard",
+        "walker-run",
+    ]
     for group, tasks in (("easy", easy), ("medium", medium)):
         for task in tasks:
             cfg = load_zoo_config(ZOO, f"sb3_latent/{task}-pixels-v0")
-            assert cfg["env_kwargs"] == {"size": 84, "frame_stack": 3, "action_repeat": 2,
-                                         "camera_id": 2 if task.startswith("quadruped") else 0}
+            assert cfg["env_kwargs"] == {
+                "size": 84,
+                "frame_stack": 3,
+                "action_repeat": 2,
+                "camera_id": 2 if task.startswith("quadruped") else 0,
+            }
             assert cfg["stddev_schedule"] == PRESETS[group]["stddev_schedule"]
             assert cfg["n_timesteps"] == PRESETS[group]["n_timesteps"]
             walker = task.startswith("walker")  # the official walker configs: nstep 1, batch 512
@@ -310,8 +386,9 @@ def test_zoo_config_holds_the_papers_settings() -> None:
 @pytest.mark.dmc
 def test_a_zoo_entry_builds_drqv2() -> None:
     cfg = load_zoo_config(ZOO, "sb3_latent/cartpole-swingup-pixels-v0")
-    model, n_timesteps = build_from_config(DrQv2, "sb3_latent/cartpole-swingup-pixels-v0", cfg, seed=0,
-                                           env_kwargs={"size": 32}, buffer_size=100)
+    model, n_timesteps = build_from_config(
+        DrQv2, "sb3_latent/cartpole-swingup-pixels-v0", cfg, seed=0, env_kwargs={"size": 32}, buffer_size=100
+    )
     assert n_timesteps == 550_000 and isinstance(model, DrQv2)
     assert model.observation_space.shape == (9, 32, 32) and model.critic.features_extractor.features_dim == 50
 
@@ -320,8 +397,12 @@ def test_a_zoo_entry_builds_drqv2() -> None:
 def test_several_envs_keep_one_update_per_train_freq_agent_steps(n_envs: int) -> None:
     """DrQ-v2 counts its schedule in agent steps, as the paper: with n envs, train_freq=2 still means one update
     every 2 agent steps (SB3 alone would make one every 2 * n)."""
-    model = make(env=make_moving_dot_env(n_envs=n_envs, frame_stack=3, seed=0, size=20), learning_starts=40,
-                 train_freq=2, batch_size=8)
+    model = make(
+        env=make_moving_dot_env(n_envs=n_envs, frame_stack=3, seed=0, size=20),
+        learning_starts=40,
+        train_freq=2,
+        batch_size=8,
+    )
     model.learn(200)
     assert model.num_timesteps == 200 and model._n_updates == (200 - 40) // 2
     assert model.predict(model.get_env().reset(), deterministic=True)[0].shape == (n_envs, 2)

@@ -55,7 +55,7 @@ def test_gym_make_pixels_gives_stacked_uint8_channel_first_frames() -> None:
     assert env.observation_space.contains(obs)
     # at reset every slot of the stack holds the first frame
     assert np.array_equal(obs[:3], obs[6:]) and np.array_equal(obs[3:6], obs[6:])
-    obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+    obs, reward, _terminated, _truncated, _ = env.step(env.action_space.sample())
     assert obs.shape == (9, 32, 32) and isinstance(reward, float)
     env.close()
 
@@ -64,7 +64,7 @@ def test_make_dmc_env_returns_a_vec_env() -> None:
     env = make_dmc_env("cartpole", "swingup", size=32, frame_stack=2, n_envs=2, seed=0)
     obs = env.reset()
     assert obs.shape == (2, 6, 32, 32) and obs.dtype == np.uint8
-    obs, rewards, dones, infos = env.step(np.zeros((2, 1), dtype=np.float32))
+    obs, rewards, _dones, _infos = env.step(np.zeros((2, 1), dtype=np.float32))
     assert obs.shape == (2, 6, 32, 32) and rewards.shape == (2,)
     env.close()
 
@@ -126,8 +126,12 @@ def test_default_camera_is_2_for_quadruped_else_0() -> None:
 
 @pytest.mark.parametrize(
     "domain,task,full,position",
-    [("cartpole", "swingup", 5, 3), ("walker", "walk", 24, 15), ("reacher", "easy", 6, 4),
-     ("quadruped", "walk", 78, 53)],  # 16 hinge angles + 12 actuator states + upright + 24 force/torque
+    [
+        ("cartpole", "swingup", 5, 3),
+        ("walker", "walk", 24, 15),
+        ("reacher", "easy", 6, 4),
+        ("quadruped", "walk", 78, 53),
+    ],  # 16 hinge angles + 12 actuator states + upright + 24 force/torque
 )
 def test_position_only_removes_every_velocity(domain, task, full, position) -> None:
     state = make_dmc_gym_env(domain, task, pixels=False, frame_stack=1)
@@ -160,9 +164,9 @@ def test_same_seed_same_episode_different_seed_different_episode() -> None:
 
 
 def test_bad_arguments_get_clear_errors_before_any_env_is_built() -> None:
-    with pytest.raises(ValueError, match="Unknown DMC domain 'cartpol'.*Did you mean 'cartpole'"):
+    with pytest.raises(ValueError, match=r"Unknown DMC domain 'cartpol'.*Did you mean 'cartpole'"):
         make_dmc_env("cartpol", "swingup")
-    with pytest.raises(ValueError, match="Unknown task 'swing_up'.*Did you mean 'swingup'"):
+    with pytest.raises(ValueError, match=r"Unknown task 'swing_up'.*Did you mean 'swingup'"):
         make_dmc_env("cartpole", "swing_up")
     with pytest.raises(ValueError, match="size must be an integer >= 32"):
         make_dmc_env("cartpole", "swingup", size=16)

@@ -33,8 +33,9 @@ class Stream:
     :param bank: frames are drawn from this many random frames, so that equal frames are common
     """
 
-    def __init__(self, n_envs: int, k: int, frame: tuple[int, ...], padding: str, seed: int, bank: int = 4,
-                 p_end: float = 0.15) -> None:
+    def __init__(
+        self, n_envs: int, k: int, frame: tuple[int, ...], padding: str, seed: int, bank: int = 4, p_end: float = 0.15
+    ) -> None:
         self.rng = np.random.default_rng(seed)
         self.n_envs, self.k, self.padding, self.p_end = n_envs, k, padding, p_end
         dtype = np.float32 if len(frame) == 1 else np.uint8
@@ -50,7 +51,7 @@ class Stream:
 
     def step(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
         obs = np.stack([np.concatenate(s) for s in self.stacks])
-        self.stacks = [s[1:] + [self.bank[self.rng.integers(len(self.bank))]] for s in self.stacks]
+        self.stacks = [[*s[1:], self.bank[self.rng.integers(len(self.bank))]] for s in self.stacks]
         next_obs = np.stack([np.concatenate(s) for s in self.stacks])
         done = self.rng.random(self.n_envs) < self.p_end
         truncated = done & (self.rng.random(self.n_envs) < 0.5)
@@ -89,12 +90,21 @@ def assert_frees_unneeded_stacks(buf: FrameStoreReplayBuffer) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(n_envs=st.integers(1, 3), k=st.integers(1, 4), padding=st.sampled_from(["repeat", "zeros", "random"]),
-       vector=st.booleans(), rows=st.integers(1, 12), n_steps=st.integers(1, 60),
-       p_end=st.sampled_from([0.05, 0.3, 0.6, 1.0]), timeouts=st.booleans(), validate=st.booleans(),
-       seed=st.integers(0, 2**16))
-def test_rebuilds_exactly_what_sb3_stores(n_envs, k, padding, vector, rows, n_steps, p_end, timeouts, validate,
-                                          seed) -> None:
+@given(
+    n_envs=st.integers(1, 3),
+    k=st.integers(1, 4),
+    padding=st.sampled_from(["repeat", "zeros", "random"]),
+    vector=st.booleans(),
+    rows=st.integers(1, 12),
+    n_steps=st.integers(1, 60),
+    p_end=st.sampled_from([0.05, 0.3, 0.6, 1.0]),
+    timeouts=st.booleans(),
+    validate=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_rebuilds_exactly_what_sb3_stores(
+    n_envs, k, padding, vector, rows, n_steps, p_end, timeouts, validate, seed
+) -> None:
     stream = Stream(n_envs, k, (2,) if vector else (3, 6, 6), padding, seed, p_end=p_end)
     kw = dict(n_envs=n_envs, handle_timeout_termination=timeouts)
     ours = FrameStoreReplayBuffer(rows * n_envs, stream.space, ACTIONS, "cpu", n_frames=k, validate=validate, **kw)
@@ -123,8 +133,9 @@ def test_restart_without_done_starts_a_new_episode() -> None:
 
 
 #: ours, also feeding every add to SB3's ReplayBuffer (``self.ref``) to compare against
-Shadowed = shadowed(FrameStoreReplayBuffer, lambda buf, *args: ReplayBuffer(*args[:3], device="cpu", n_envs=buf.n_envs),
-                    __name__)
+Shadowed = shadowed(
+    FrameStoreReplayBuffer, lambda buf, *args: ReplayBuffer(*args[:3], device="cpu", n_envs=buf.n_envs), __name__
+)
 
 
 ALGOS = {"SAC": (SAC, "continuous"), "TD3": (TD3, "continuous"), "DQN": (DQN, "discrete")}
@@ -135,8 +146,17 @@ def test_trains_with_sb3_algorithms_and_matches_sb3_buffer(tmp_path, algo) -> No
     """300 steps of learning (twice 150: the second learn() resets the env without done), buffer wraps."""
     cls, action_type = ALGOS[algo]
     env = make_moving_dot_env(n_envs=2, frame_stack=3, seed=0, size=20, action_type=action_type, episode_length=40)
-    model = cls("CnnPolicy", env, policy_kwargs=flare_kwargs(n_frames=3, **TINY), buffer_size=200, batch_size=16,
-                learning_starts=100, seed=0, replay_buffer_class=Shadowed, replay_buffer_kwargs=dict(n_frames=3))
+    model = cls(
+        "CnnPolicy",
+        env,
+        policy_kwargs=flare_kwargs(n_frames=3, **TINY),
+        buffer_size=200,
+        batch_size=16,
+        learning_starts=100,
+        seed=0,
+        replay_buffer_class=Shadowed,
+        replay_buffer_kwargs=dict(n_frames=3),
+    )
     model.learn(150)
     model.learn(150)
     buf = model.replay_buffer
@@ -145,8 +165,15 @@ def test_trains_with_sb3_algorithms_and_matches_sb3_buffer(tmp_path, algo) -> No
     assert not isinstance(buf.observations, np.ndarray) and not isinstance(buf.next_observations, np.ndarray)
     assert_same_as_sb3(buf, buf.ref)
     model.save_replay_buffer(tmp_path / "buffer.pkl")
-    loaded = cls("CnnPolicy", env, policy_kwargs=flare_kwargs(n_frames=3, **TINY), buffer_size=200, seed=0,
-                 replay_buffer_class=FrameStoreReplayBuffer, replay_buffer_kwargs=dict(n_frames=3))
+    loaded = cls(
+        "CnnPolicy",
+        env,
+        policy_kwargs=flare_kwargs(n_frames=3, **TINY),
+        buffer_size=200,
+        seed=0,
+        replay_buffer_class=FrameStoreReplayBuffer,
+        replay_buffer_kwargs=dict(n_frames=3),
+    )
     loaded.load_replay_buffer(tmp_path / "buffer.pkl")
     assert type(loaded.replay_buffer) is Shadowed
     for seed in range(3):
@@ -162,8 +189,15 @@ def test_sb3_vec_frame_stack_zero_padding() -> None:
     """SB3's VecFrameStack pads the reset stack with zeros: reproduced exactly."""
     env = DummyVecEnv([lambda: MovingDotEnv(size=12, episode_length=7, action_type="discrete")] * 2)
     env = VecFrameStack(env, 4, channels_order="first")
-    model = DQN("MlpPolicy", env, buffer_size=30, learning_starts=1000, seed=0, replay_buffer_class=Shadowed,
-                replay_buffer_kwargs=dict(n_frames=4))
+    model = DQN(
+        "MlpPolicy",
+        env,
+        buffer_size=30,
+        learning_starts=1000,
+        seed=0,
+        replay_buffer_class=Shadowed,
+        replay_buffer_kwargs=dict(n_frames=4),
+    )
     model.learn(40)
     assert_same_as_sb3(model.replay_buffer, model.replay_buffer.ref)
     assert model.replay_buffer.observation_space.shape == (12, 12, 12)
@@ -203,8 +237,14 @@ def test_pickle_round_trip() -> None:
 
 
 def sb3_nbytes(buf: ReplayBuffer) -> int:
-    arrays = [buf.observations, getattr(buf, "next_observations", None), buf.actions, buf.rewards, buf.dones,
-              buf.timeouts]
+    arrays = [
+        buf.observations,
+        getattr(buf, "next_observations", None),
+        buf.actions,
+        buf.rewards,
+        buf.dones,
+        buf.timeouts,
+    ]
     return sum(a.nbytes for a in arrays if a is not None)
 
 
@@ -233,16 +273,25 @@ def test_infers_n_frames_for_rgb_images() -> None:
         (spaces.Box(-1, 1, (8,)), {}, ValueError, r"Cannot infer n_frames .* Pass it"),
         (spaces.Box(0, 255, (8, 6, 6), np.uint8), {}, ValueError, "Cannot infer n_frames"),
         (spaces.Box(0, 1, (9, 6, 6)), {}, ValueError, "Cannot infer n_frames"),  # not uint8
-        (spaces.Box(0, 255, (9, 6, 6), np.uint8), {"n_frames": 2}, ValueError, r"n_frames=2 does not divide the "
-         r"channel count 9 .*\[1, 3, 9\]"),
+        (
+            spaces.Box(0, 255, (9, 6, 6), np.uint8),
+            {"n_frames": 2},
+            ValueError,
+            r"n_frames=2 does not divide the "
+            r"channel count 9 .*\[1, 3, 9\]",
+        ),
         (spaces.Box(-1, 1, (8,)), {"n_frames": 3}, ValueError, "n_frames=3 does not divide the size 8"),
         (spaces.Box(-1, 1, (8,)), {"n_frames": 0}, ValueError, "n_frames must be an integer >= 1, got 0"),
         (spaces.Box(-1, 1, (8,)), {"n_frames": 2.0}, ValueError, "n_frames must be an integer >= 1, got 2.0"),
         (spaces.Dict({"a": spaces.Box(-1, 1, (8,))}), {"n_frames": 2}, TypeError, "does not support Dict"),
         (spaces.Box(-1, 1, (4, 4)), {"n_frames": 2}, TypeError, r"expects a Box .* \(k\*C, H, W\)"),
         (spaces.Discrete(4), {"n_frames": 1}, TypeError, "expects a Box"),
-        (spaces.Box(0, 255, (9, 6, 6), np.uint8), {"optimize_memory_usage": True, "handle_timeout_termination": False},
-         ValueError, "optimize_memory_usage=True is not needed"),
+        (
+            spaces.Box(0, 255, (9, 6, 6), np.uint8),
+            {"optimize_memory_usage": True, "handle_timeout_termination": False},
+            ValueError,
+            "optimize_memory_usage=True is not needed",
+        ),
     ],
 )
 def test_clear_errors(space, kwargs, error, match) -> None:
@@ -256,8 +305,14 @@ def test_add_rejects_a_stream_that_is_not_frame_stacked(validate) -> None:
     buf = FrameStoreReplayBuffer(10, space, ACTIONS, n_frames=3, validate=validate)
     obs = np.random.randint(0, 255, (1, 9, 6, 6), dtype=np.uint8)
     with pytest.raises(ValueError, match=r"env 0: next_obs is not obs shifted by one frame .* n_frames=3"):
-        buf.add(obs, np.random.randint(0, 255, (1, 9, 6, 6), dtype=np.uint8), np.zeros((1, 2)), np.zeros(1),
-                np.zeros(1), [{}])
+        buf.add(
+            obs,
+            np.random.randint(0, 255, (1, 9, 6, 6), dtype=np.uint8),
+            np.zeros((1, 2)),
+            np.zeros(1),
+            np.zeros(1),
+            [{}],
+        )
     # a stream stacked along the wrong axis / with the wrong n_frames fails the same way
     wrong = np.concatenate([obs[:, 3:], obs[:, :3]], axis=1)
     with pytest.raises(ValueError, match="not obs shifted"):
@@ -277,8 +332,15 @@ def test_validate_catches_what_the_cheap_check_lets_through() -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(n_envs=st.integers(1, 3), k=st.integers(1, 3), n=st.integers(1, 4), rows=st.integers(2, 10),
-       n_add=st.integers(1, 40), p_end=st.sampled_from([0.05, 0.3, 1.0]), seed=st.integers(0, 2**16))
+@given(
+    n_envs=st.integers(1, 3),
+    k=st.integers(1, 3),
+    n=st.integers(1, 4),
+    rows=st.integers(2, 10),
+    n_add=st.integers(1, 40),
+    p_end=st.sampled_from([0.05, 0.3, 1.0]),
+    seed=st.integers(0, 2**16),
+)
 def test_n_step_returns_equal_sb3_n_step_buffer(n_envs, k, n, rows, n_add, p_end, seed) -> None:
     """n-step samples (obs, n-step return, next_obs after the last step, done, discount) equal SB3's
     NStepReplayBuffer on the same stream, with every frame stored once."""

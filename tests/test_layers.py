@@ -14,15 +14,20 @@ PACKAGE = Path(__file__).resolve().parent.parent / "sb3_latent"
 
 #: first component under ``sb3_latent`` → layer; a module may import its own layer and the ones below
 LAYERS: dict[str, int] = {
-    "common": 0, "registry": 0,
+    "common": 0,
+    "registry": 0,
     "envs": 1,
-    "augment": 2, "extractors": 2,
+    "augment": 2,
+    "extractors": 2,
     "buffers": 3,
     "lever": 4,
     "algos": 5,
-    "zoo": 6, "zoo_train": 6, "zoo_enjoy": 6, "demo": 6,
+    "zoo": 6,
+    "zoo_train": 6,
+    "zoo_enjoy": 6,
+    "demo": 6,
     "__init__": 7,  # the public facade: re-exports every layer
-}  # fmt: skip
+}
 
 
 def component(module: str) -> str:
@@ -72,20 +77,34 @@ def test_no_lower_layer_imports_a_higher_one() -> None:
 
 
 def test_no_algorithm_imports_lever() -> None:
-    bad = [f"{m} -> {name}" for m, path in modules() if component(m) == "algos"
-           for name in imported(path.read_text(), m) if component(name) == "lever"]
+    bad = [
+        f"{m} -> {name}"
+        for m, path in modules()
+        if component(m) == "algos"
+        for name in imported(path.read_text(), m)
+        if component(name) == "lever"
+    ]
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.parametrize(("source", "module", "expected"), [
-    ("from sb3_latent.algos import RAD", "sb3_latent.envs.dmc", ["sb3_latent.envs.dmc -> sb3_latent.algos"]),
-    ("def f():\n    import sb3_latent.zoo.entry", "sb3_latent.buffers.frame_store",
-     ["sb3_latent.buffers.frame_store -> sb3_latent.zoo.entry"]),
-    ("from sb3_latent import RAD", "sb3_latent.extractors.flare", ["sb3_latent.extractors.flare -> sb3_latent"]),
-    ("from ..lever import attach_lever", "sb3_latent.buffers.frame_store",
-     ["sb3_latent.buffers.frame_store -> sb3_latent.lever"]),
-    ("from sb3_latent import registry\nfrom sb3_latent.common import check_int", "sb3_latent.augment", []),
-    ("from sb3_latent.buffers import FrameStoreReplayBuffer", "sb3_latent.algos.rad.rad", []),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("source", "module", "expected"),
+    [
+        ("from sb3_latent.algos import RAD", "sb3_latent.envs.dmc", ["sb3_latent.envs.dmc -> sb3_latent.algos"]),
+        (
+            "def f():\n    import sb3_latent.zoo.entry",
+            "sb3_latent.buffers.frame_store",
+            ["sb3_latent.buffers.frame_store -> sb3_latent.zoo.entry"],
+        ),
+        ("from sb3_latent import RAD", "sb3_latent.extractors.flare", ["sb3_latent.extractors.flare -> sb3_latent"]),
+        (
+            "from ..lever import attach_lever",
+            "sb3_latent.buffers.frame_store",
+            ["sb3_latent.buffers.frame_store -> sb3_latent.lever"],
+        ),
+        ("from sb3_latent import registry\nfrom sb3_latent.common import check_int", "sb3_latent.augment", []),
+        ("from sb3_latent.buffers import FrameStoreReplayBuffer", "sb3_latent.algos.rad.rad", []),
+    ],
+)
 def test_the_check_finds_imports_that_go_up(source: str, module: str, expected: list[str]) -> None:
     assert violations(source, module) == expected

@@ -28,19 +28,25 @@ def tiny() -> dict:
 
 
 def env(n_envs: int = 1, discrete: bool = False):
-    return make_moving_dot_env(n_envs=n_envs, frame_stack=3, seed=0, size=SIZE,
-                               action_type="discrete" if discrete else "continuous")
+    return make_moving_dot_env(
+        n_envs=n_envs, frame_stack=3, seed=0, size=SIZE, action_type="discrete" if discrete else "continuous"
+    )
 
 
 def sac(**lever) -> SAC:
-    model = SAC("CnnPolicy", env(), policy_kwargs=tiny(),
-                **SMALL)
+    model = SAC("CnnPolicy", env(), policy_kwargs=tiny(), **SMALL)
     return attach_lever(model, **{"T_f": 10, "K": 2, **lever})  # type: ignore[return-value]
 
 
 def drqv2(**lever) -> DrQv2:
-    return DrQv2("CnnPolicy", env(), policy_kwargs=tiny(),
-                 replay_buffer_class=LeVERReplayBuffer, replay_buffer_kwargs={"T_f": 10, "K": 2, **lever}, **SMALL)
+    return DrQv2(
+        "CnnPolicy",
+        env(),
+        policy_kwargs=tiny(),
+        replay_buffer_class=LeVERReplayBuffer,
+        replay_buffer_kwargs={"T_f": 10, "K": 2, **lever},
+        **SMALL,
+    )
 
 
 def online_frozen(model) -> list[torch.nn.Parameter]:
@@ -77,7 +83,7 @@ def test_each_augmented_copy_is_the_encoding_of_a_shifted_image() -> None:
     model = sac(K=3, augment="shift", augment_kwargs={"pad": 1}, T_f=10_000)
     model.learn(45)
     rb = model.replay_buffer
-    obs, nxt = rb._rebuild(np.arange(3), np.zeros(3, dtype=int))
+    _obs, nxt = rb._rebuild(np.arange(3), np.zeros(3, dtype=int))
     rb.freeze()
     split = rb._binding.slots[0]
     padded = np.pad(nxt, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")
@@ -94,8 +100,13 @@ def test_each_augmented_copy_is_the_encoding_of_a_shifted_image() -> None:
 def test_layout_across_episodes_envs_and_the_freeze() -> None:
     """Transitions added by hand before and after the freeze (two envs, episode ends, a reset without
     done): every sampled latent is the encoder of the true observation."""
-    model = SAC("CnnPolicy", env(n_envs=2), buffer_size=40, policy_kwargs=dict(
-        net_arch=[8], features_extractor_kwargs=dict(features_dim=8)), seed=0)
+    model = SAC(
+        "CnnPolicy",
+        env(n_envs=2),
+        buffer_size=40,
+        policy_kwargs=dict(net_arch=[8], features_extractor_kwargs=dict(features_dim=8)),
+        seed=0,
+    )
     attach_lever(model, T_f=10_000, K=1, augment=None)
     rb: LeVERReplayBuffer = model.replay_buffer  # type: ignore[assignment]
     rng = np.random.default_rng(0)
@@ -111,8 +122,10 @@ def test_layout_across_episodes_envs_and_the_freeze() -> None:
         done = np.array([t % 7 == 6, t % 11 == 10])
         rb.add(obs, nxt, rng.uniform(-1, 1, (2, 2)), rng.random(2), done, [{}, {}])
         truth.append((obs, nxt))
-        stacks = [rng.integers(0, 256, (3, 3, SIZE, SIZE), dtype=np.uint8) if d else s
-                  for s, d in zip(nxt_stacks, done, strict=True)]
+        stacks = [
+            rng.integers(0, 256, (3, 3, SIZE, SIZE), dtype=np.uint8) if d else s
+            for s, d in zip(nxt_stacks, done, strict=True)
+        ]
         if t == 40:  # env 1 reset without done (as when learn() is called again)
             stacks[1] = rng.integers(0, 256, (3, 3, SIZE, SIZE), dtype=np.uint8)
     assert rb.frozen and rb.frames.size == 0 and rb._pool.size == 0
@@ -126,7 +139,8 @@ def test_layout_across_episodes_envs_and_the_freeze() -> None:
     with torch.no_grad():
         want_obs, want_next = (
             split.latent(torch.as_tensor(np.stack([truth[i][j][e] for i, e in zip(g, envs, strict=True)])) / 255.0)
-            for j in (0, 1))
+            for j in (0, 1)
+        )
     np.testing.assert_allclose(z_obs[:, 0], want_obs.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(z_next[:, 0], want_next.numpy(), rtol=1e-5, atol=1e-6)
 
@@ -177,8 +191,14 @@ def test_capacity_follows_the_papers_formula_and_the_memory_budget() -> None:
 
 
 def test_a_shared_extractor_is_one_encoder_and_targets_read_the_online_latents() -> None:
-    model = SAC("CnnPolicy", env(), policy_kwargs=dict(net_arch=[16], share_features_extractor=True,
-                                                       features_extractor_kwargs=dict(features_dim=FEAT)), **SMALL)
+    model = SAC(
+        "CnnPolicy",
+        env(),
+        policy_kwargs=dict(
+            net_arch=[16], share_features_extractor=True, features_extractor_kwargs=dict(features_dim=FEAT)
+        ),
+        **SMALL,
+    )
     attach_lever(model, T_f=5, K=1)
     assert model.replay_buffer._binding.n_slots == 1
     assert isinstance(model.critic_target.features_extractor, LeVERExtractor)
@@ -191,9 +211,7 @@ def test_a_shared_extractor_is_one_encoder_and_targets_read_the_online_latents()
 def test_stock_algorithms_train_on_latents(algo) -> None:
     discrete = algo in (DQN, QRDQN)
     kw = dict(SMALL, train_freq=1) if discrete else SMALL
-    model = attach_lever(algo("CnnPolicy", env(n_envs=2, discrete=discrete),
-                              policy_kwargs=tiny(),
-                              **kw), T_f=5, K=2)
+    model = attach_lever(algo("CnnPolicy", env(n_envs=2, discrete=discrete), policy_kwargs=tiny(), **kw), T_f=5, K=2)
     model.learn(120)
     rb = model.replay_buffer
     assert rb.frozen and rb.n_sampled > 5
@@ -202,8 +220,14 @@ def test_stock_algorithms_train_on_latents(algo) -> None:
 
 
 def test_rad_with_flare_freezes_the_frame_encoder_and_the_fusing_linear() -> None:
-    model = RAD("CnnPolicy", env(), policy_kwargs=flare_kwargs(n_frames=3, features_dim=FEAT, net_arch=[16]),
-                replay_buffer_class=LeVERReplayBuffer, replay_buffer_kwargs=dict(T_f=5, K=2), **SMALL)
+    model = RAD(
+        "CnnPolicy",
+        env(),
+        policy_kwargs=flare_kwargs(n_frames=3, features_dim=FEAT, net_arch=[16]),
+        replay_buffer_class=LeVERReplayBuffer,
+        replay_buffer_kwargs=dict(T_f=5, K=2),
+        **SMALL,
+    )
     fe = model.critic.features_extractor
     frozen_ids = {id(p) for p in online_frozen(model)}
     assert {id(p) for p in [*fe.encoder.parameters(), *fe.fc.parameters()]} <= frozen_ids
@@ -211,8 +235,14 @@ def test_rad_with_flare_freezes_the_frame_encoder_and_the_fusing_linear() -> Non
     model.learn(60)
     assert model.replay_buffer.frozen and model.replay_buffer.z_next.shape[2:] == (2, 2, FEAT)
     # features from a stored latent equal the features of the image it came from (K=1, no augmentation)
-    model = RAD("CnnPolicy", env(), policy_kwargs=flare_kwargs(n_frames=3, features_dim=FEAT, net_arch=[16]),
-                replay_buffer_class=LeVERReplayBuffer, replay_buffer_kwargs=dict(T_f=5, K=1, augment=None), **SMALL)
+    model = RAD(
+        "CnnPolicy",
+        env(),
+        policy_kwargs=flare_kwargs(n_frames=3, features_dim=FEAT, net_arch=[16]),
+        replay_buffer_class=LeVERReplayBuffer,
+        replay_buffer_kwargs=dict(T_f=5, K=1, augment=None),
+        **SMALL,
+    )
     model.learn(50)
     rb = model.replay_buffer
     obs = model.env.reset()
@@ -283,8 +313,7 @@ def test_transfer_starts_frozen_with_the_source_encoder(tmp_path) -> None:
     source = sac(T_f=5)
     source.learn(50)
     source.save(tmp_path / "src")
-    target = SAC("CnnPolicy", env(), policy_kwargs=tiny(),
-                 **{**SMALL, "seed": 1})
+    target = SAC("CnnPolicy", env(), policy_kwargs=tiny(), **{**SMALL, "seed": 1})
     attach_lever(target, T_f=1, K=2, encoder_from=tmp_path / "src.zip")
     assert target.replay_buffer.frozen
     src = dict(source.policy.named_parameters())

@@ -27,14 +27,18 @@ def fake_distribution(site: Path, name: str, entry_points: str) -> None:
 
 def test_a_broken_plugin_is_reported_and_the_others_still_work(tmp_path, monkeypatch, capsys) -> None:
     fake_distribution(tmp_path, "broken-plugin", "[sb3_latent.extractors]\nbroken = no_such_module:Nothing\n")
-    fake_distribution(tmp_path, "good-plugin",
-                      "[sb3_latent.extractors]\nflare_again = sb3_latent.extractors:FlareExtractor\n")
+    fake_distribution(
+        tmp_path, "good-plugin", "[sb3_latent.extractors]\nflare_again = sb3_latent.extractors:FlareExtractor\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
 
     entries = {e.name: e for e in registry.list_entries("extractors")}
     assert entries["broken"].distribution == "broken-plugin" and entries["flare_again"].distribution == "good-plugin"
-    with pytest.raises(ImportError, match=r"extractor 'broken' from the distribution 'broken-plugin' "
-                                          r"\(no_such_module:Nothing\) failed to load: ModuleNotFoundError"):
+    with pytest.raises(
+        ImportError,
+        match=r"extractor 'broken' from the distribution 'broken-plugin' "
+        r"\(no_such_module:Nothing\) failed to load: ModuleNotFoundError",
+    ):
         registry.load("extractors", "broken")
     assert registry.load("extractors", "flare_again") is FlareExtractor
     assert registry.load("extractors", "flare") is FlareExtractor
@@ -72,18 +76,42 @@ def curl_installed(tmp_path_factory) -> Path:
 
     source = tmp_path_factory.mktemp("src") / PLUGIN.name  # a copy: building leaves build/ and egg-info behind
     shutil.copytree(PLUGIN, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", *isolation,
-                           "--target", str(target), str(source)], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            *isolation,
+            "--target",
+            str(target),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     assert list(target.glob("sb3_latent_curl-0.1.0.dist-info"))
     return target
 
 
 def sb3_latent(site: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "sb3_latent.zoo.cli", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=600)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(site), str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "sb3_latent.zoo.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=600,
+    )
 
 
 def test_installed_curl_plugin_is_listed_and_trains_with_no_change_to_sb3_latent(curl_installed, tmp_path) -> None:
@@ -92,16 +120,39 @@ def test_installed_curl_plugin_is_listed_and_trains_with_no_change_to_sb3_latent
     line = next(row for row in listed.stdout.splitlines() if row.split()[1:2] == ["curl"])
     assert "sb3-latent-curl" in line and "sb3_latent_curl:CURL" in line and line.endswith("ok")
 
-    trained = sb3_latent(curl_installed, "train", "--algo", "curl", "--env", "sb3_latent/MovingDot-v0", "-n", "60",
-                         "--hyperparams", "frame_stack:3", "augment_kwargs:{size: 28}", "buffer_size:200",
-                         "learning_starts:20", "batch_size:8", "policy_kwargs:{net_arch: [16]}",
-                         "--eval-freq", "30", "--eval-episodes", "1", "--seed", "0", "-f", "logs", cwd=tmp_path)
+    trained = sb3_latent(
+        curl_installed,
+        "train",
+        "--algo",
+        "curl",
+        "--env",
+        "sb3_latent/MovingDot-v0",
+        "-n",
+        "60",
+        "--hyperparams",
+        "frame_stack:3",
+        "augment_kwargs:{size: 28}",
+        "buffer_size:200",
+        "learning_starts:20",
+        "batch_size:8",
+        "policy_kwargs:{net_arch: [16]}",
+        "--eval-freq",
+        "30",
+        "--eval-episodes",
+        "1",
+        "--seed",
+        "0",
+        "-f",
+        "logs",
+        cwd=tmp_path,
+    )
     assert trained.returncode == 0, trained.stdout[-2000:] + trained.stderr[-2000:]
     run = tmp_path / "logs" / "curl" / "sb3_latent-MovingDot-v0_1"
     assert (run / "sb3_latent-MovingDot-v0.zip").is_file() and (run / "evaluations.npz").is_file()
 
-    enjoyed = sb3_latent(curl_installed, "enjoy", "--algo", "curl", "--env", "sb3_latent/MovingDot-v0", "-n", "1",
-                         cwd=tmp_path)
+    enjoyed = sb3_latent(
+        curl_installed, "enjoy", "--algo", "curl", "--env", "sb3_latent/MovingDot-v0", "-n", "1", cwd=tmp_path
+    )
     assert enjoyed.returncode == 0 and "1 episodes, return" in enjoyed.stdout, enjoyed.stderr
 
 

@@ -59,8 +59,15 @@ def test_one_encoder_shared_by_actor_and_critic_and_trained_by_the_critic_only()
 
 
 @pytest.mark.parametrize("same", [True, False])
-@pytest.mark.parametrize("kwargs", [{"features_extractor_kwargs": TINY}, flare_kwargs(n_frames=3, **TINY),
-                                    latent_stack_kwargs(n_frames=3, **TINY), pixel_flow_kwargs(n_frames=3, **TINY)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"features_extractor_kwargs": TINY},
+        flare_kwargs(n_frames=3, **TINY),
+        latent_stack_kwargs(n_frames=3, **TINY),
+        pixel_flow_kwargs(n_frames=3, **TINY),
+    ],
+)
 def test_critic_updates_train_the_encoder(kwargs, same) -> None:
     """Whatever the extractor (the default stacked one too) and whether or not frames are shared."""
     model = make(policy_kwargs=kwargs, same_augmentation=same)
@@ -107,18 +114,26 @@ def test_independent_augmentation_falls_back_to_encoding_both_stacks() -> None:
     fill(model)
     data = model.replay_buffer.sample(16)
     a, b = model._augment(data.observations, data.next_observations)
-    obs_maps, next_maps = model._encode(a, b)
+    _obs_maps, next_maps = model._encode(a, b)
     fe = model.critic.features_extractor
     torch.testing.assert_close(next_maps, fe.encode(model._preprocess(b)))
 
 
-@pytest.mark.parametrize("kwargs", [None, flare_kwargs(n_frames=3, **TINY), latent_stack_kwargs(n_frames=3, **TINY),
-                                    pixel_flow_kwargs(n_frames=3, **TINY)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        None,
+        flare_kwargs(n_frames=3, **TINY),
+        latent_stack_kwargs(n_frames=3, **TINY),
+        pixel_flow_kwargs(n_frames=3, **TINY),
+    ],
+)
 @pytest.mark.parametrize("augment", ["translate", "crop", "shift", None])
 def test_every_extractor_and_augmentation_trains_and_logs(kwargs, augment, tmp_path) -> None:
     aug_kwargs = {"size": 16} if augment == "crop" else None
-    model = make(policy_kwargs=kwargs or {"features_extractor_kwargs": TINY}, augment=augment,
-                 augment_kwargs=aug_kwargs)
+    model = make(
+        policy_kwargs=kwargs or {"features_extractor_kwargs": TINY}, augment=augment, augment_kwargs=aug_kwargs
+    )
     model.set_logger(configure(str(tmp_path), ["csv"]))
     model.learn(96)
     model.logger.dump(model.num_timesteps)
@@ -172,4 +187,3 @@ def test_learn_with_progress_bar_and_registry_name(capsys) -> None:
     model = make(policy_kwargs=flare_kwargs(n_frames=3, **TINY))
     model.learn(70, progress_bar=True)
     assert model.num_timesteps == 70
-

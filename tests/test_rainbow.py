@@ -13,13 +13,27 @@ from sb3_latent import PrioritizedFrameStoreReplayBuffer, Rainbow, make_moving_d
 from sb3_latent.algos.rainbow import PRESETS, NoisyLinear, project_distribution
 from sb3_latent.buffers import SumTree
 
-SMALL = dict(buffer_size=500, learning_starts=30, batch_size=8, n_steps=3, target_update_interval=20, hidden=16,
-             policy_kwargs=dict(features_extractor_kwargs=dict(arch=[(4, 3, 2), (8, 3, 2)])))
+SMALL = dict(
+    buffer_size=500,
+    learning_starts=30,
+    batch_size=8,
+    n_steps=3,
+    target_update_interval=20,
+    hidden=16,
+    policy_kwargs=dict(features_extractor_kwargs=dict(arch=[(4, 3, 2), (8, 3, 2)])),
+)
 
 
 def dot_env(seed: int = 0, **kw):
-    return make_moving_dot_env(n_envs=1, frame_stack=3, seed=seed, size=20, action_type="discrete",
-                               episode_length=kw.pop("episode_length", 20), **kw)
+    return make_moving_dot_env(
+        n_envs=1,
+        frame_stack=3,
+        seed=seed,
+        size=20,
+        action_type="discrete",
+        episode_length=kw.pop("episode_length", 20),
+        **kw,
+    )
 
 
 # --- the C51 projection ---------------------------------------------------------------------------------------------
@@ -130,8 +144,7 @@ def test_sum_tree_sampling_proportions_and_updates() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.floats(0.0, 100.0), min_size=1, max_size=40), st.lists(st.floats(0.0, 1.0), min_size=1,
-                                                                           max_size=20))
+@given(st.lists(st.floats(0.0, 100.0), min_size=1, max_size=40), st.lists(st.floats(0.0, 1.0), min_size=1, max_size=20))
 def test_sum_tree_against_a_plain_reference(priorities, fractions) -> None:
     values = np.array(priorities)
     tree = SumTree(len(values))
@@ -179,15 +192,17 @@ def _fill(buffer, sb3=None, steps=60, seed=0):
 
 def test_n_step_targets_with_prioritized_replay() -> None:
     env = dot_env()
-    per = PrioritizedFrameStoreReplayBuffer(100, env.observation_space, env.action_space, device="cpu", n_frames=3,
-                                            n_steps=4, gamma=0.9)
+    per = PrioritizedFrameStoreReplayBuffer(
+        100, env.observation_space, env.action_space, device="cpu", n_frames=3, n_steps=4, gamma=0.9
+    )
     sb3 = NStepReplayBuffer(100, env.observation_space, env.action_space, device="cpu", n_steps=4, gamma=0.9)
     _fill(per, sb3)
     rows, envs = np.arange(60), np.zeros(60, dtype=np.int64)
     ours = per.n_step_samples(rows, envs)
     theirs = sb3._get_samples(rows)
-    for x, field in zip(ours, ["observations", "actions", "next_observations", "dones", "rewards", "discounts"],
-                        strict=True):
+    for x, field in zip(
+        ours, ["observations", "actions", "next_observations", "dones", "rewards", "discounts"], strict=True
+    ):
         np.testing.assert_allclose(x.numpy(), getattr(theirs, field).numpy(), err_msg=field)
     # by hand: row 18 sums rewards 18, 19, 20 and ends in the termination at 20
     assert ours[4][18, 0].item() == pytest.approx(18 + 0.9 * 19 + 0.81 * 20) and ours[3][18, 0] == 1
@@ -199,8 +214,9 @@ def test_n_step_targets_with_prioritized_replay() -> None:
 
 def test_priorities_weights_and_new_transitions() -> None:
     env = dot_env()
-    per = PrioritizedFrameStoreReplayBuffer(100, env.observation_space, env.action_space, device="cpu", n_frames=3,
-                                            n_steps=2, alpha=0.5, beta=0.4)
+    per = PrioritizedFrameStoreReplayBuffer(
+        100, env.observation_space, env.action_space, device="cpu", n_frames=3, n_steps=2, alpha=0.5, beta=0.4
+    )
     _fill(per, steps=40)
     assert np.allclose(per.tree[np.arange(40)], 1.0) and per.tree.total == pytest.approx(40)
     leaves = np.arange(40)
@@ -222,17 +238,31 @@ def test_priorities_weights_and_new_transitions() -> None:
 
 def test_presets_and_switches() -> None:
     der = PRESETS["der"]
-    assert (der["learning_rate"], der["n_steps"], der["batch_size"], der["target_update_interval"],
-            der["learning_starts"], der["hidden"], der["train_freq"], der["adam_eps"]) == (
-        1e-4, 20, 32, 2000, 1600, 256, 1, 1.5e-4)
+    assert (
+        der["learning_rate"],
+        der["n_steps"],
+        der["batch_size"],
+        der["target_update_interval"],
+        der["learning_starts"],
+        der["hidden"],
+        der["train_freq"],
+        der["adam_eps"],
+    ) == (1e-4, 20, 32, 2000, 1600, 256, 1, 1.5e-4)
     assert PRESETS["lever"] == {**der, "prioritized": False}
     assert PRESETS["rainbow"]["learning_rate"] == 6.25e-5 and PRESETS["rainbow"]["sigma0"] == 0.5
     with pytest.raises(ValueError, match="Unknown Rainbow preset"):
         Rainbow("CnnPolicy", dot_env(), preset="dqn")
     with pytest.raises(TypeError, match="Discrete"):
         Rainbow("CnnPolicy", make_moving_dot_env(frame_stack=3, size=20))
-    for switch in [dict(noisy=False), dict(dueling=False), dict(distributional=False), dict(prioritized=False),
-                   dict(n_steps=1), dict(double=False), dict(distributional=False, noisy=False, prioritized=False)]:
+    for switch in [
+        dict(noisy=False),
+        dict(dueling=False),
+        dict(distributional=False),
+        dict(prioritized=False),
+        dict(n_steps=1),
+        dict(double=False),
+        dict(distributional=False, noisy=False, prioritized=False),
+    ]:
         model = Rainbow("CnnPolicy", dot_env(), seed=0, **{**SMALL, **switch})
         model.learn(60)
         assert model._n_updates > 0 and np.isfinite(model.logger.name_to_value["train/loss"]), switch
@@ -242,9 +272,21 @@ def test_presets_and_switches() -> None:
 def test_rainbow_learns_the_discrete_moving_dot() -> None:
     """Only motion tells the dot's direction: a policy on 3 stacked frames earns ~0.5 a step, random play 0."""
     env = dot_env(episode_length=50)
-    model = Rainbow("CnnPolicy", env, buffer_size=5000, learning_starts=200, batch_size=32, n_steps=3,
-                    target_update_interval=100, hidden=64, learning_rate=1e-3, v_min=-5, v_max=5, seed=0,
-                    policy_kwargs=dict(features_extractor_kwargs=dict(arch=[(16, 3, 2), (16, 3, 2)])))
+    model = Rainbow(
+        "CnnPolicy",
+        env,
+        buffer_size=5000,
+        learning_starts=200,
+        batch_size=32,
+        n_steps=3,
+        target_update_interval=100,
+        hidden=64,
+        learning_rate=1e-3,
+        v_min=-5,
+        v_max=5,
+        seed=0,
+        policy_kwargs=dict(features_extractor_kwargs=dict(arch=[(16, 3, 2), (16, 3, 2)])),
+    )
     eval_env = dot_env(seed=100, episode_length=50)
     before, _ = evaluate_policy(model, eval_env, 10)
     model.learn(1500)
@@ -275,8 +317,15 @@ def test_a_short_atari_run() -> None:
     """The der preset's network on real Atari frames: a few hundred steps of Pong with updates and evaluation."""
     from sb3_latent import make_atari_env
 
-    model = Rainbow("CnnPolicy", make_atari_env("Pong", seed=0), preset="der", buffer_size=1000, learning_starts=100,
-                    target_update_interval=100, seed=0)
+    model = Rainbow(
+        "CnnPolicy",
+        make_atari_env("Pong", seed=0),
+        preset="der",
+        buffer_size=1000,
+        learning_starts=100,
+        target_update_interval=100,
+        seed=0,
+    )
     assert model.q_net.features_extractor.features_dim == 576 and model.replay_buffer.n_frames == 4
     model.learn(300)
     assert model._n_updates == 200 and np.isfinite(model.logger.name_to_value["train/loss"])
@@ -292,8 +341,14 @@ def test_lever_freeze_keeps_priorities_and_targets_read_online_latents() -> None
     from sb3_latent.lever import PrioritizedLeVERReplayBuffer
 
     env = make_moving_dot_env(frame_stack=3, size=36, action_type="discrete", episode_length=20, seed=0)
-    model = Rainbow("CnnPolicy", env, seed=0, replay_buffer_class=PrioritizedLeVERReplayBuffer,
-                    replay_buffer_kwargs=dict(T_f=40), **{**SMALL, "buffer_size": 50})
+    model = Rainbow(
+        "CnnPolicy",
+        env,
+        seed=0,
+        replay_buffer_class=PrioritizedLeVERReplayBuffer,
+        replay_buffer_kwargs=dict(T_f=40),
+        **{**SMALL, "buffer_size": 50},
+    )
     b = model.replay_buffer
     assert isinstance(b, PrioritizedLeVERReplayBuffer) and isinstance(model.q_net.features_extractor, LeVERExtractor)
     assert (b.freeze_mode, b.K, b.augment, b.n_steps) == ("conv", 1, None, 3)  # the paper's Atari choices
@@ -310,8 +365,10 @@ def test_lever_freeze_keeps_priorities_and_targets_read_online_latents() -> None
     for x, y in zip(before, [b.tree[leaves], b.rewards[:50, 0], b.actions[:50, 0, 0]], strict=True):
         np.testing.assert_array_equal(x, y)
     assert b.tree.total == pytest.approx(before[0].sum())
-    assert all(not p.requires_grad and p not in model.policy.optimizer.state
-               for p in model.q_net.features_extractor.cnn.parameters())
+    assert all(
+        not p.requires_grad and p not in model.policy.optimizer.state
+        for p in model.q_net.features_extractor.cnn.parameters()
+    )
     model.learn(40, reset_num_timesteps=False)
     assert all(torch.equal(a, p) for a, p in zip(conv, model.q_net.features_extractor.cnn.parameters(), strict=True))
     # a new transition (a latent now) gets the largest priority; samples are latents (B, N=1, L) with IS weights
@@ -329,8 +386,15 @@ def test_lever_freeze_keeps_priorities_and_targets_read_online_latents() -> None
         online = model.q_net.features_extractor.split.latent(newest)[0].numpy()
     np.testing.assert_allclose(b.z_next[(b.n_added - 1) % len(b.z_next), 0, 0, 0], online, rtol=1e-5, atol=1e-6)
     # the paper's code (preset "lever"): uniform replay, LeVER's own buffer
-    plain = Rainbow("CnnPolicy", env, preset="lever", seed=0, replay_buffer_class=LeVERReplayBuffer,
-                    replay_buffer_kwargs=dict(T_f=30, T_f_unit="steps"), **{**SMALL, "buffer_size": 300})
+    plain = Rainbow(
+        "CnnPolicy",
+        env,
+        preset="lever",
+        seed=0,
+        replay_buffer_class=LeVERReplayBuffer,
+        replay_buffer_kwargs=dict(T_f=30, T_f_unit="steps"),
+        **{**SMALL, "buffer_size": 300},
+    )
     plain.learn(60)
     assert plain.replay_buffer.frozen and np.isfinite(plain.logger.name_to_value["train/loss"])
     with pytest.raises(ValueError, match="prioritized=True needs a prioritized buffer"):

@@ -23,20 +23,23 @@ _RAD_TRAIN = f"{_RAD} policy_kwargs.net_arch:[8] extractor_kwargs.features_dim:8
 _ZOO = f"{_ENV} --hyperparams buffer_size:200 batch_size:4 learning_starts:3 'augment_kwargs:dict(size=40)'"
 #: README line (comments stripped) -> what is appended to it
 TINY = {
-    "sb3-latent train --algo rad --env sb3_latent/pendulum-swingup-pixels-v0 -c rad_flare -P --seed 0":
-        f"-n 6 --eval-freq 3 --eval-episodes 1 --save-replay-buffer {_RAD_TRAIN}",
+    "sb3-latent train --algo rad --env sb3_latent/pendulum-swingup-pixels-v0 -c rad_flare -P --seed 0": (
+        f"-n 6 --eval-freq 3 --eval-episodes 1 --save-replay-buffer {_RAD_TRAIN}"
+    ),
     "sb3-latent enjoy --algo rad --env sb3_latent/pendulum-swingup-pixels-v0 -n 10 --video pendulum.gif": "",
     "sb3-latent plot logs/rad -o curves.png": "",
     "sb3-latent train --resume logs/rad/sb3_latent-pendulum-swingup-pixels-v0_1 -n 400000": "-n 9",
     "sb3-latent list": "",
-    "python -m sb3_latent.zoo_train --algo rad --env sb3_latent/pendulum-swingup-pixels-v0 -conf rad_flare -f logs":
-        f"-n 6 --eval-freq 6 --eval-episodes 1 {_ZOO}",
+    "python -m sb3_latent.zoo_train --algo rad --env sb3_latent/pendulum-swingup-pixels-v0 -conf rad_flare -f logs": (
+        f"-n 6 --eval-freq 6 --eval-episodes 1 {_ZOO}"
+    ),
     "python -m sb3_latent.zoo_train --algo rad --env sb3_latent/cartpole-swingup-pixels-v0 -conf rad_flare -optimize "
     "--n-trials 20": f"--n-trials 1 -n 6 --n-evaluations 1 --eval-episodes 1 --no-optim-plots {_ZOO}",
     "python -m sb3_latent.zoo_enjoy --algo rad --env sb3_latent/pendulum-swingup-pixels-v0 -f logs -n 1000 "
     "--no-render": "-n 5",
-    "sb3-latent tune --algo rad --env sb3_latent/walker-run-pixels-v0 --n-trials 50":
-        f"--n-trials 2 -n 6 {_RAD} {_ENV}",
+    "sb3-latent tune --algo rad --env sb3_latent/walker-run-pixels-v0 --n-trials 50": (
+        f"--n-trials 2 -n 6 {_RAD} {_ENV}"
+    ),
     "sb3-latent tune --algo rad --env sb3_latent/walker-run-pixels-v0 --storage postgresql://user@db-host:5432/optuna "
     "--study-name rad-walker --max-total-trials 200 --seed $RANDOM": f"--max-total-trials 3 -n 6 {_RAD} {_ENV}",
 }
@@ -58,10 +61,20 @@ def readme_commands(*sections: str) -> list[str]:
 
 def run(command: str, cwd: Path, extra: str = "", check: bool = True) -> subprocess.CompletedProcess:
     """One README command in bash, as a user types it, with the test's venv first on PATH."""
-    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "MUJOCO_GL": "egl", "HOME": str(cwd),
-           "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(["bash", "-c", f"{command} {TINY[command]} {extra}"], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "MUJOCO_GL": "egl",
+        "HOME": str(cwd),
+        "OMP_NUM_THREADS": "1",
+    }
+    proc = subprocess.run(
+        ["bash", "-c", f"{command} {TINY[command]} {extra}"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if check:
         assert proc.returncode == 0, f"{command}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
@@ -85,13 +98,21 @@ def test_the_launcher_section_as_a_user_runs_it(tmp_path) -> None:
     train, enjoy, plot, resume, list_ = launcher
     run(train, tmp_path)
     folder = tmp_path / "logs" / "rad" / f"{ENV_NAME}_1"
-    for name in (f"{ENV_NAME}.zip", "best_model.zip", "evaluations.npz", "replay_buffer.pkl",
-                 f"{ENV_NAME}/config.yml", f"{ENV_NAME}/zoo_config.yml", f"{ENV_NAME}/args.yml",
-                 f"{ENV_NAME}/command.txt"):
+    for name in (
+        f"{ENV_NAME}.zip",
+        "best_model.zip",
+        "evaluations.npz",
+        "replay_buffer.pkl",
+        f"{ENV_NAME}/config.yml",
+        f"{ENV_NAME}/zoo_config.yml",
+        f"{ENV_NAME}/args.yml",
+        f"{ENV_NAME}/command.txt",
+    ):
         assert (folder / name).is_file(), name
     assert np.load(folder / "evaluations.npz")["timesteps"].tolist() == [3, 6]
-    args = yaml.safe_load((folder / ENV_NAME / "args.yml").read_text().replace(
-        "!!python/object/apply:collections.OrderedDict", ""))
+    args = yaml.safe_load(
+        (folder / ENV_NAME / "args.yml").read_text().replace("!!python/object/apply:collections.OrderedDict", "")
+    )
     assert args is not None
     assert (tb := list((folder / "tb").iterdir())) and [p.name for p in tb] == ["RAD_1"]
     assert {"eval/mean_reward", "train/critic_loss", "train/actor_loss"} <= set(scalars(tb[0]))
@@ -137,10 +158,22 @@ def test_the_tuning_section_as_users_run_it_two_workers_on_postgresql(tmp_path, 
     url = re.sub(r"^postgresql\+\w+://", "postgresql://", postgres_url)  # the README's URL form
     command = many.replace("postgresql://user@db-host:5432/optuna", url)
     TINY[command] = TINY[many]
-    workers = [subprocess.Popen(["bash", "-c", f"{command} {TINY[command]}"], cwd=tmp_path, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "MUJOCO_GL": "egl",
-                                     "HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}) for _ in range(2)]
+    workers = [
+        subprocess.Popen(
+            ["bash", "-c", f"{command} {TINY[command]}"],
+            cwd=tmp_path,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env={
+                "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+                "MUJOCO_GL": "egl",
+                "HOME": str(tmp_path),
+                "OMP_NUM_THREADS": "1",
+            },
+        )
+        for _ in range(2)
+    ]
     outputs = [w.communicate(timeout=600)[0] for w in workers]
     assert all(w.returncode == 0 for w in workers), outputs
     import optuna

@@ -84,8 +84,15 @@ class Reference:
         self.episodes.append(ep)
         return ep
 
-    def add(self, obs: Any, next_obs: Any, action: np.ndarray, reward: np.ndarray, done: np.ndarray,
-            infos: list[dict[str, Any]]) -> None:
+    def add(
+        self,
+        obs: Any,
+        next_obs: Any,
+        action: np.ndarray,
+        reward: np.ndarray,
+        done: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
         for e in range(self.n_envs):
             ep = self.current(e)
             if ep is not None and not same(ep.obs[-1], index(obs, e)):
@@ -139,10 +146,12 @@ def stack(items: list[Any]) -> Any:
 def window(run: Episode, s: int, length: int) -> dict[str, Any]:
     """Sequence ``s..s+length-1`` of a run, laid out as SequenceSamples (actions/rewards of steps between)."""
     sl = slice(s, s + length)
-    return {"observations": stack(run.obs[sl]),
-            "actions": np.array(run.actions[s + 1 : s + length], np.float32).reshape(length - 1, 2),
-            "rewards": np.array(run.rewards[s + 1 : s + length], np.float32),
-            **{k: np.array(getattr(run, k)[sl], np.float32) for k in ("is_first", "terminated", "truncated")}}
+    return {
+        "observations": stack(run.obs[sl]),
+        "actions": np.array(run.actions[s + 1 : s + length], np.float32).reshape(length - 1, 2),
+        "rewards": np.array(run.rewards[s + 1 : s + length], np.float32),
+        **{k: np.array(getattr(run, k)[sl], np.float32) for k in ("is_first", "terminated", "truncated")},
+    }
 
 
 def as_numpy(samples: Any, i: int | None = None) -> dict[str, Any]:
@@ -168,14 +177,20 @@ class Stream:
     noise)`` or uint8 images whose first pixels spell a running id. Episodes end with probability ``p_end``
     per step (terminated or truncated at random); with probability ``p_cut`` an env restarts without done."""
 
-    def __init__(self, n_envs: int, image: bool, seed: int, p_end: float = 0.2, p_cut: float = 0.0,
-                 dict_obs: bool = False) -> None:
+    def __init__(
+        self, n_envs: int, image: bool, seed: int, p_end: float = 0.2, p_cut: float = 0.0, dict_obs: bool = False
+    ) -> None:
         self.rng = np.random.default_rng(seed)
         self.n_envs, self.image, self.p_end, self.p_cut, self.dict_obs = n_envs, image, p_end, p_cut, dict_obs
         self.counter = 0
         box = spaces.Box(0, 255, (3, 4, 4), np.uint8) if image else spaces.Box(-1e6, 1e6, (4,), np.float32)
-        self.space: spaces.Space = spaces.Dict({"pixels": spaces.Box(0, 255, (3, 4, 4), np.uint8),
-                                                "state": spaces.Box(-1e6, 1e6, (2,), np.float32)}) if dict_obs else box
+        self.space: spaces.Space = (
+            spaces.Dict(
+                {"pixels": spaces.Box(0, 255, (3, 4, 4), np.uint8), "state": spaces.Box(-1e6, 1e6, (2,), np.float32)}
+            )
+            if dict_obs
+            else box
+        )
         self.obs = [self._new() for _ in range(n_envs)]
 
     def _new(self) -> Any:
@@ -211,8 +226,9 @@ def assert_matches_reference(buf: SequenceReplayBuffer, ref: Reference) -> None:
     assert len(sizes) == len(stored)
     for e, first, size, ep in zip(envs, firsts, sizes, stored, strict=True):
         assert e == ep.env and size == len(ep.obs)
-        assert_sequence_equal(as_numpy(buf._sequences(np.array([e]), np.array([first]), int(size)), 0),
-                              window(ep, 0, len(ep.obs)))
+        assert_sequence_equal(
+            as_numpy(buf._sequences(np.array([e]), np.array([first]), int(size)), 0), window(ep, 0, len(ep.obs))
+        )
     # memory: one slot per stored observation, no slot used twice
     slots = [buf._stream[p % len(buf._stream), e] for e in range(buf.n_envs) for p in range(buf._lo[e], buf._hi[e])]
     assert len(slots) == len(set(slots)) == ref.stored()
@@ -224,22 +240,43 @@ def assert_matches_reference(buf: SequenceReplayBuffer, ref: Reference) -> None:
                 e, p = buf._locate(np.arange(len(want)), length, mode)
                 got = as_numpy(buf._sequences(e, p, length))
                 for i, w in enumerate(want):
-                    assert_sequence_equal({k: v[i] if not isinstance(v, dict) else {q: x[i] for q, x in v.items()}
-                                           for k, v in got.items()}, w)
+                    assert_sequence_equal(
+                        {
+                            k: v[i] if not isinstance(v, dict) else {q: x[i] for q, x in v.items()}
+                            for k, v in got.items()
+                        },
+                        w,
+                    )
 
 
 @settings(max_examples=200, deadline=None)
-@given(n_envs=st.integers(1, 3), image=st.booleans(), length=st.integers(2, 4), extra=st.integers(0, 30),
-       n_steps=st.integers(1, 80), p_end=st.sampled_from([0.05, 0.2, 0.5, 1.0]), p_cut=st.sampled_from([0.0, 0.1]),
-       timeouts=st.booleans(), seed=st.integers(0, 2**16))
-def test_random_streams_match_the_reference(n_envs, image, length, extra, n_steps, p_end, p_cut, timeouts,
-                                            seed) -> None:
+@given(
+    n_envs=st.integers(1, 3),
+    image=st.booleans(),
+    length=st.integers(2, 4),
+    extra=st.integers(0, 30),
+    n_steps=st.integers(1, 80),
+    p_end=st.sampled_from([0.05, 0.2, 0.5, 1.0]),
+    p_cut=st.sampled_from([0.0, 0.1]),
+    timeouts=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_random_streams_match_the_reference(
+    n_envs, image, length, extra, n_steps, p_end, p_cut, timeouts, seed
+) -> None:
     """Stored episodes, eviction, and both sampling modes agree with the reference on random streams
     (random lengths, terminations and truncations, restarts without done, capacity from tight to ample)."""
     capacity = n_envs * length + extra
     stream = Stream(n_envs, image, seed, p_end=p_end, p_cut=p_cut)
-    buf = SequenceReplayBuffer(capacity, stream.space, ACTIONS, "cpu", n_envs=n_envs, sequence_length=length,
-                               handle_timeout_termination=timeouts)
+    buf = SequenceReplayBuffer(
+        capacity,
+        stream.space,
+        ACTIONS,
+        "cpu",
+        n_envs=n_envs,
+        sequence_length=length,
+        handle_timeout_termination=timeouts,
+    )
     ref = Reference(capacity, n_envs, handle_timeout_termination=timeouts)
     for _ in range(n_steps):
         data = stream.step()
@@ -248,8 +285,10 @@ def test_random_streams_match_the_reference(n_envs, image, length, extra, n_step
     assert_matches_reference(buf, ref)
     # sample(): each drawn sequence is one of the reference's, found by its first observation's id
     for mode in ("episode", "window"):
-        want = {int(w["observations"][0].reshape(-1)[0]) if not image else bytes(w["observations"][0, 0, 0, :3]): w
-                for w in ref.sequences(length, mode)}
+        want = {
+            int(w["observations"][0].reshape(-1)[0]) if not image else bytes(w["observations"][0, 0, 0, :3]): w
+            for w in ref.sequences(length, mode)
+        }
         if not want:
             with pytest.raises(ValueError, match=f"No sequence of sequence_length={length} to sample"):
                 buf.sample(8, mode=mode)
@@ -305,8 +344,16 @@ def test_collects_from_sb3_off_policy_algorithms_with_truncations_and_restarts(t
     what is stored equals the reference fed the same adds; save/load round trips through SB3."""
 
     env = make_moving_dot_env(n_envs=2, frame_stack=1, seed=0, size=16, episode_length=9)
-    model = SAC("MlpPolicy", env, buffer_size=60, learning_starts=10_000, seed=0, replay_buffer_class=Shadowed,
-                replay_buffer_kwargs=dict(sequence_length=4), policy_kwargs=dict(net_arch=[8]))
+    model = SAC(
+        "MlpPolicy",
+        env,
+        buffer_size=60,
+        learning_starts=10_000,
+        seed=0,
+        replay_buffer_class=Shadowed,
+        replay_buffer_kwargs=dict(sequence_length=4),
+        policy_kwargs=dict(net_arch=[8]),
+    )
     model.learn(20)
     model.learn(20)  # resets the envs without done: their open episodes are closed as truncated
     buf = model.replay_buffer
@@ -430,15 +477,21 @@ def test_warns_for_stacked_frames_and_refuses_transition_sampling() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        (dict(buffer_size=10, n_envs=2, sequence_length=9), ValueError,
-         r"buffer_size=10 is too small .* at least n_envs \* sequence_length = 18"),
+        (
+            dict(buffer_size=10, n_envs=2, sequence_length=9),
+            ValueError,
+            r"buffer_size=10 is too small .* at least n_envs \* sequence_length = 18",
+        ),
         (dict(buffer_size=100, sequence_length=1), ValueError, "sequence_length must be an integer >= 2, got 1"),
         (dict(buffer_size=100, sequence_length=8.0), ValueError, "sequence_length must be an integer >= 2"),
         (dict(buffer_size=0), ValueError, "buffer_size must be an integer >= 1"),
         (dict(buffer_size=100, mode="random"), ValueError, r"mode must be one of \('episode', 'window'\)"),
         (dict(buffer_size=100, optimize_memory_usage=True), ValueError, "optimize_memory_usage=True is not needed"),
-        (dict(buffer_size=100, observation_space=spaces.Tuple([spaces.Discrete(2)])), TypeError,
-         "stores Box, Discrete"),
+        (
+            dict(buffer_size=100, observation_space=spaces.Tuple([spaces.Discrete(2)])),
+            TypeError,
+            "stores Box, Discrete",
+        ),
     ],
 )
 def test_clear_errors(kwargs, error, match) -> None:

@@ -21,8 +21,15 @@ def dot_env(n_envs: int = 1, size: int = 32, **kw):
 
 
 def tiny(**kw) -> SLAC:
-    args = dict(buffer_size=2_000, learning_starts=100, batch_size=16, model_batch_size=8, initial_model_updates=5,
-                seed=0, policy_kwargs=dict(TINY))
+    args = dict(
+        buffer_size=2_000,
+        learning_starts=100,
+        batch_size=16,
+        model_batch_size=8,
+        initial_model_updates=5,
+        seed=0,
+        policy_kwargs=dict(TINY),
+    )
     args.update(kw)
     return SLAC("CnnPolicy", args.pop("env", None) or dot_env(), **args)
 
@@ -85,7 +92,7 @@ def test_clear_errors() -> None:
         SLAC("CnnPolicy", make_moving_dot_env(frame_stack=3, size=64))
     with pytest.raises(ValueError, match="initial_model_updates"):
         SLAC("CnnPolicy", dot_env(), initial_model_updates=-1)
-    with pytest.raises(RuntimeError, match="SLAC.predict"):
+    with pytest.raises(RuntimeError, match=r"SLAC.predict"):
         tiny().policy.predict(np.zeros((1, 3, 32, 32), np.uint8))
 
 
@@ -106,8 +113,15 @@ def test_learn_pretrains_the_model_then_updates_both_and_logs(tmp_path) -> None:
     assert model.model_updates_done == 7 + model._n_updates and model._n_updates == 30
     model.logger.dump(model.num_timesteps)
     header = (tmp_path / "progress.csv").read_text().splitlines()[0].split(",")
-    for key in ("train/elbo", "train/kl", "train/recon", "train/reward_nll", "train/critic_loss", "train/actor_loss",
-                "train/ent_coef"):
+    for key in (
+        "train/elbo",
+        "train/kl",
+        "train/recon",
+        "train/reward_nll",
+        "train/critic_loss",
+        "train/actor_loss",
+        "train/ent_coef",
+    ):
         assert key in header
 
 
@@ -132,14 +146,24 @@ def test_learns_to_follow_the_moving_dot_from_pixels() -> None:
     random policy earns about 0, one that reads the motion up to about 25 per 50-step episode. The rewards
     are small (at most 0.5 a step), so the temperature starts at 0.1. 2500 steps, about 1.5 min on one core."""
     pk = dict(conv_width=8, feature_dim=64, z1_dim=16, z2_dim=64, hidden=[64, 64], model_lr=1e-3)
-    model = tiny(env=dot_env(dot=5), buffer_size=5_000, learning_starts=500, initial_model_updates=300, batch_size=32,
-                 gamma=0.9, learning_rate=1e-3, ent_coef="auto_0.1", policy_kwargs=pk)
+    model = tiny(
+        env=dot_env(dot=5),
+        buffer_size=5_000,
+        learning_starts=500,
+        initial_model_updates=300,
+        batch_size=32,
+        gamma=0.9,
+        learning_rate=1e-3,
+        ent_coef="auto_0.1",
+        policy_kwargs=pk,
+    )
     model.learn(2_500)
     eval_env = dot_env(dot=5)
     mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=10, deterministic=False)
     eval_env.reset()
-    random_return = np.mean([sum(eval_env.step(np.array([eval_env.action_space.sample()]))[1][0] for _ in range(50))
-                             for _ in range(10)])
+    random_return = np.mean(
+        [sum(eval_env.step(np.array([eval_env.action_space.sample()]))[1][0] for _ in range(50)) for _ in range(10)]
+    )
     assert abs(random_return) < 2.5 and mean > 5.0, f"learned {mean:.1f}, random {random_return:.1f}"
 
 

@@ -59,11 +59,18 @@ def test_knowing_the_motion_is_worth_a_lot_and_position_alone_is_worth_nothing()
 def test_sac_with_state_flare_reads_motion_from_stacked_positions() -> None:
     """Positions only, 3 stacked: state Flare hands SAC the offsets, SAC learns to follow the dot."""
     env = make_moving_dot_env(frame_stack=3, seed=0, obs_type="position")
-    model = SAC("MlpPolicy", env, policy_kwargs=state_flare_kwargs(n_frames=3, net_arch=[64, 64]),
-                learning_starts=500, learning_rate=1e-3, seed=0)
+    model = SAC(
+        "MlpPolicy",
+        env,
+        policy_kwargs=state_flare_kwargs(n_frames=3, net_arch=[64, 64]),
+        learning_starts=500,
+        learning_rate=1e-3,
+        seed=0,
+    )
     model.learn(3000)
-    mean, _ = evaluate_policy(model, make_moving_dot_env(frame_stack=3, seed=1, obs_type="position"),
-                              n_eval_episodes=10)
+    mean, _ = evaluate_policy(
+        model, make_moving_dot_env(frame_stack=3, seed=1, obs_type="position"), n_eval_episodes=10
+    )
     best, _ = oracle_return()
     assert mean > 0.5 * best, f"learned {mean:.1f}, oracle {best:.1f}"
 

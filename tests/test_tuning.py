@@ -21,9 +21,15 @@ ROOT = Path(__file__).resolve().parent.parent
 ENV = "sb3_latent/MovingDot-v0"
 SPEC = {
     "algo": "rad",
-    "fixed": {"policy": "CnnPolicy", "frame_stack": 3, "extractor": "flare",
-              "extractor_kwargs": {"n_frames": 3, "features_dim": 8}, "policy_kwargs": {"net_arch": [16, 16]},
-              "buffer_size": 300, "learning_starts": 30},
+    "fixed": {
+        "policy": "CnnPolicy",
+        "frame_stack": 3,
+        "extractor": "flare",
+        "extractor_kwargs": {"n_frames": 3, "features_dim": 8},
+        "policy_kwargs": {"net_arch": [16, 16]},
+        "buffer_size": 300,
+        "learning_starts": 30,
+    },
     "budget": {"n_timesteps": 120, "n_evaluations": 3, "n_eval_episodes": 1},
     "sampler": {"name": "random"},
     "pruner": {"name": "median", "n_startup_trials": 2},
@@ -74,18 +80,28 @@ def last_values(spec: StudySpec) -> list:
     return out
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"searchspace": {}}, r"spec.yml: unknown key\(s\) 'searchspace'"),
-    ({"search_space": {"learning_rate": {"type": "float", "low": 1.0}}}, r"'learning_rate': needs numbers low <= high"),
-    ({"search_space": {"x": {"type": "choice"}}}, r"search_space 'x' needs 'type'"),
-    ({"search_space": {"policy_kwargs.net_arch": {"type": "categorical", "choices": [[8], [16]]}}},
-     "label other values with a mapping"),
-    ({"budget": {"n_timesteps": 0}}, r"budget 'n_timesteps' must be an integer >= 1"),
-    ({"pruner": {"name": "hyperband"}}, "pruner name must be"),
-    ({"search_space": {"learning_rat": {"type": "float", "low": 0.1, "high": 0.2}}},
-     r"unknown key\(s\) 'learning_rat'"),
-    ({"algo": "drqv2"}, "is a spec for 'drqv2', not 'rad'"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"searchspace": {}}, r"spec.yml: unknown key\(s\) 'searchspace'"),
+        (
+            {"search_space": {"learning_rate": {"type": "float", "low": 1.0}}},
+            r"'learning_rate': needs numbers low <= high",
+        ),
+        ({"search_space": {"x": {"type": "choice"}}}, r"search_space 'x' needs 'type'"),
+        (
+            {"search_space": {"policy_kwargs.net_arch": {"type": "categorical", "choices": [[8], [16]]}}},
+            "label other values with a mapping",
+        ),
+        ({"budget": {"n_timesteps": 0}}, r"budget 'n_timesteps' must be an integer >= 1"),
+        ({"pruner": {"name": "hyperband"}}, "pruner name must be"),
+        (
+            {"search_space": {"learning_rat": {"type": "float", "low": 0.1, "high": 0.2}}},
+            r"unknown key\(s\) 'learning_rat'",
+        ),
+        ({"algo": "drqv2"}, "is a spec for 'drqv2', not 'rad'"),
+    ],
+)
 def test_bad_specs_fail_before_any_trial(tmp_path, change, message) -> None:
     with pytest.raises(ValueError, match=message):
         run_worker(StudySpec.load(spec_file(tmp_path, **change)), "rad", ENV, n_trials=1, out=tmp_path / "run")
@@ -95,8 +111,9 @@ def test_bad_specs_fail_before_any_trial(tmp_path, change, message) -> None:
 def test_sqlite_default_report_failures_and_resume(tmp_path) -> None:
     spec = StudySpec.load(spec_file(tmp_path))
     out = tmp_path / "run"
-    study = optuna.create_study(storage=f"sqlite:///{out.mkdir() or out / 'study.db'}", study_name="s",
-                                direction="maximize")
+    study = optuna.create_study(
+        storage=f"sqlite:///{out.mkdir() or out / 'study.db'}", study_name="s", direction="maximize"
+    )
     # an exception (Adam refuses a negative learning rate) and a NaN (a huge one blows the weights up)
     study.enqueue_trial({"learning_rate": -1.0, "batch_size": 8, "policy_kwargs.net_arch": "tiny"})
     study.enqueue_trial({"learning_rate": 1e30, "batch_size": 8, "policy_kwargs.net_arch": "tiny"})
@@ -142,8 +159,18 @@ def test_a_dead_workers_trial_in_the_last_slot_is_failed_and_rerun(tmp_path) -> 
     with pytest.warns(UserWarning, match="Heartbeat"):  # optuna: ask() outside optimize()
         dead = study.ask()
     storage.record_heartbeat(dead._trial_id)  # its last heartbeat; the worker is gone
-    study = run_worker(spec, "rad", ENV, storage=url, study_name="d", max_total_trials=2, out=out, seed=0,
-                       heartbeat_interval=1, grace_period=2)
+    study = run_worker(
+        spec,
+        "rad",
+        ENV,
+        storage=url,
+        study_name="d",
+        max_total_trials=2,
+        out=out,
+        seed=0,
+        heartbeat_interval=1,
+        grace_period=2,
+    )
     # this worker waited for the grace period, failed the dead trial, and ran the missing one
     assert states(study)[:2] == ["COMPLETE", "FAIL"] and states(study)[2] in ("COMPLETE", "PRUNED")
 
@@ -151,10 +178,39 @@ def test_a_dead_workers_trial_in_the_last_slot_is_failed_and_rerun(tmp_path) -> 
 def worker(url: str, out: Path, spec: Path, max_total: int, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "sb3_latent.zoo.cli", "tune", "--algo", "rad", "--env", ENV, "--spec", str(spec),
-         "--storage", url, "--study-name", "shared", "--max-total-trials", str(max_total), "--out", str(out),
-         "--num-threads", "1", "--heartbeat", "1", "--grace-period", "3", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+        [
+            sys.executable,
+            "-m",
+            "sb3_latent.zoo.cli",
+            "tune",
+            "--algo",
+            "rad",
+            "--env",
+            ENV,
+            "--spec",
+            str(spec),
+            "--storage",
+            url,
+            "--study-name",
+            "shared",
+            "--max-total-trials",
+            str(max_total),
+            "--out",
+            str(out),
+            "--num-threads",
+            "1",
+            "--heartbeat",
+            "1",
+            "--grace-period",
+            "3",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
 
 
 def ran(output: str) -> list[int]:
@@ -174,8 +230,11 @@ def test_workers_share_a_postgresql_study_survive_a_killed_worker_and_resume(tmp
             study = optuna.load_study(study_name=name, storage=url)
         except KeyError:
             return []
-        return [t for t in study.get_trials(states=[TrialState.RUNNING])
-                if t.user_attrs.get("worker", "").endswith(f":{proc.pid}")]
+        return [
+            t
+            for t in study.get_trials(states=[TrialState.RUNNING])
+            if t.user_attrs.get("worker", "").endswith(f":{proc.pid}")
+        ]
 
     # kill worker a in the middle of a trial (after it finished one)
     def a_mid_second_trial() -> bool:
@@ -226,8 +285,9 @@ def test_tune_command_usage_errors(tmp_path, capsys) -> None:
 
 def test_journal_file_storage(tmp_path) -> None:
     spec = StudySpec.load(spec_file(tmp_path, budget={"n_timesteps": 60, "n_evaluations": 1, "n_eval_episodes": 1}))
-    study = run_worker(spec, "rad", ENV, storage=str(tmp_path / "study.log"), study_name="j", n_trials=1,
-                       out=tmp_path / "run")
+    study = run_worker(
+        spec, "rad", ENV, storage=str(tmp_path / "study.log"), study_name="j", n_trials=1, out=tmp_path / "run"
+    )
     assert (tmp_path / "study.log").stat().st_size > 0 and states(study) == ["COMPLETE"]
 
 
@@ -236,8 +296,23 @@ def test_a_worker_whose_trials_all_fail_exits_1_with_the_reasons(tmp_path, capsy
 
     spec = spec_file(tmp_path, fixed={**SPEC["fixed"], "gamma": -5.0, "ent_coef": "nonsense"})
     with pytest.raises(SystemExit) as exit_:
-        main(["tune", "--algo", "rad", "--env", ENV, "--spec", str(spec), "--n-trials", "2", "--out",
-              str(tmp_path / "run"), "--seed", "0"])
+        main(
+            [
+                "tune",
+                "--algo",
+                "rad",
+                "--env",
+                ENV,
+                "--spec",
+                str(spec),
+                "--n-trials",
+                "2",
+                "--out",
+                str(tmp_path / "run"),
+                "--seed",
+                "0",
+            ]
+        )
     assert exit_.value.code == 1
     err = capsys.readouterr().err
     assert "all 2 trial(s) of this worker failed (trial(s) 0, 1: ValueError:" in err
@@ -245,22 +320,46 @@ def test_a_worker_whose_trials_all_fail_exits_1_with_the_reasons(tmp_path, capsy
     assert "fail_reason" in (tmp_path / "run" / "trials.csv").read_text()
 
 
-@pytest.mark.parametrize(("storage", "message"), [
-    ("postgresql://postgres@127.0.0.1:1/optuna", r"--storage postgresql://postgres@127.0.0.1:1/optuna: cannot connect "
-                                                 r"\(.*\); check that the database server is running"),
-    ("postgresql://user:secret@127.0.0.1:1/optuna", r"--storage postgresql://user:\*\*\*@127.0.0.1:1/optuna"),
-    ("postgress://u@h/db", r"unknown database scheme 'postgress'; use postgresql://"),
-    ("mysql://u@127.0.0.1/db", r"the driver 'mysqldb' for 'mysql' is not installed"),
-    ("sqlite:////no/such/folder/study.db", r"the folder '/no/such/folder' of the SQLite file does not exist; create "
-                                           r"it"),
-    ("not a url", r"is neither a database URL"),
-])
+@pytest.mark.parametrize(
+    ("storage", "message"),
+    [
+        (
+            "postgresql://postgres@127.0.0.1:1/optuna",
+            r"--storage postgresql://postgres@127.0.0.1:1/optuna: cannot connect "
+            r"\(.*\); check that the database server is running",
+        ),
+        ("postgresql://user:secret@127.0.0.1:1/optuna", r"--storage postgresql://user:\*\*\*@127.0.0.1:1/optuna"),
+        ("postgress://u@h/db", r"unknown database scheme 'postgress'; use postgresql://"),
+        ("mysql://u@127.0.0.1/db", r"the driver 'mysqldb' for 'mysql' is not installed"),
+        (
+            "sqlite:////no/such/folder/study.db",
+            r"the folder '/no/such/folder' of the SQLite file does not exist; create "
+            r"it",
+        ),
+        ("not a url", r"is neither a database URL"),
+    ],
+)
 def test_storage_errors_are_one_line_naming_the_url_and_the_fix(tmp_path, capsys, storage, message) -> None:
     from sb3_latent.zoo.cli import main
 
     with pytest.raises(SystemExit) as exit_:
-        main(["tune", "--algo", "rad", "--env", ENV, "--spec", str(spec_file(tmp_path)), "--n-trials", "1",
-              "--out", str(tmp_path / "run"), "--storage", storage])
+        main(
+            [
+                "tune",
+                "--algo",
+                "rad",
+                "--env",
+                ENV,
+                "--spec",
+                str(spec_file(tmp_path)),
+                "--n-trials",
+                "1",
+                "--out",
+                str(tmp_path / "run"),
+                "--storage",
+                storage,
+            ]
+        )
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert re.search(message, err) and len(err.strip().splitlines()) == 1, err
@@ -269,5 +368,6 @@ def test_storage_errors_are_one_line_naming_the_url_and_the_fix(tmp_path, capsys
 
 def test_a_log_scale_from_zero_is_refused() -> None:
     with pytest.raises(ValueError, match=r"'learning_rate': 'log: true' needs low > 0"):
-        StudySpec(path="s.yml", search_space={"learning_rate": {"type": "float", "low": 0, "high": 1, "log": True}}
-                  ).check()
+        StudySpec(
+            path="s.yml", search_space={"learning_rate": {"type": "float", "low": 0, "high": 1, "log": True}}
+        ).check()

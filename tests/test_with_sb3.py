@@ -62,8 +62,15 @@ def test_state_flare_trains_with_algorithm(algo) -> None:
 @pytest.mark.parametrize("extractor", PIXEL_KWARGS)
 def test_pixel_extractor_trains_sac_on_dmc_pixels(extractor) -> None:
     env = make_dmc_env("cartpole", "swingup", size=32, frame_stack=3, action_repeat=8, seed=0)
-    model = SAC("CnnPolicy", env, policy_kwargs=PIXEL_KWARGS[extractor](n_frames=3, **TINY), seed=0,
-                buffer_size=300, batch_size=16, learning_starts=150)
+    model = SAC(
+        "CnnPolicy",
+        env,
+        policy_kwargs=PIXEL_KWARGS[extractor](n_frames=3, **TINY),
+        seed=0,
+        buffer_size=300,
+        batch_size=16,
+        learning_starts=150,
+    )
     before = {k: v.clone() for k, v in model.policy.state_dict().items()}
     model.learn(200)
     assert changed(before, model)

@@ -25,8 +25,15 @@ def test_paper_configs_hold_table_a4_settings(name) -> None:
 @pytest.mark.dmc
 def test_a_config_entry_builds_flare_rad(tmp_path) -> None:
     cfg = load_zoo_config(ZOO / "rad_flare.yml", "sb3_latent/pendulum-swingup-pixels-v0")
-    model, n_timesteps = build_from_config(RAD, "sb3_latent/pendulum-swingup-pixels-v0", cfg, seed=0,
-                                           env_kwargs={"size": 40}, augment_kwargs={"size": 48}, buffer_size=100)
+    model, n_timesteps = build_from_config(
+        RAD,
+        "sb3_latent/pendulum-swingup-pixels-v0",
+        cfg,
+        seed=0,
+        env_kwargs={"size": 40},
+        augment_kwargs={"size": 48},
+        buffer_size=100,
+    )
     assert n_timesteps == 375_000
     assert isinstance(model.critic.features_extractor, FlareExtractor)
     assert model.critic.features_extractor.n_frames == 2
@@ -41,8 +48,11 @@ def test_bad_files_and_keys(tmp_path) -> None:
     with pytest.raises(ValueError, match="does not exist"):
         load_zoo_config(tmp_path / "missing.yml", "x")
     (tmp_path / "one.yml").write_text("sb3_latent/walker-walk-pixels-v0: {n_timesteps: 10}\n")
-    with pytest.raises(ValueError, match="'sb3_latent/cartpole-swingup-pixels-v0' is not in .*one.yml' \\(and it has "
-                                         "no 'default' entry\\); it has: sb3_latent/walker-walk-pixels-v0"):
+    with pytest.raises(
+        ValueError,
+        match=r"'sb3_latent/cartpole-swingup-pixels-v0' is not in .*one.yml' \(and it has "
+        "no 'default' entry\\); it has: sb3_latent/walker-walk-pixels-v0",
+    ):
         load_zoo_config(tmp_path / "one.yml", "sb3_latent/cartpole-swingup-pixels-v0")
     (tmp_path / "list.yml").write_text("- 1\n- 2\n")
     with pytest.raises(ValueError, match="must map env ids"):

@@ -7,4 +7,4 @@ from sb3_latent.algos.rad import RAD
 from sb3_latent.algos.rainbow import Rainbow
 from sb3_latent.algos.slac import SLAC
 
-__all__ = ["RAD", "DrQv2", "SLAC", "Dreamer", "Rainbow"]
+__all__ = ["RAD", "SLAC", "DrQv2", "Dreamer", "Rainbow"]

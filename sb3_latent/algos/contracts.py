@@ -25,8 +25,9 @@ def check_spaces(algo: str, env: Any, pixels: bool) -> None:
     """
     action_space = getattr(env, "action_space", None)
     if action_space is not None and not isinstance(action_space, spaces.Box):
-        raise TypeError(f"{algo} is for continuous control: it needs continuous actions (a Box action space), "
-                        f"got {action_space}")
+        raise TypeError(
+            f"{algo} is for continuous control: it needs continuous actions (a Box action space), got {action_space}"
+        )
     obs_space = getattr(env, "observation_space", None)
     if pixels and obs_space is not None:
         check_image_space(obs_space, algo)
@@ -35,8 +36,10 @@ def check_spaces(algo: str, env: Any, pixels: bool) -> None:
 def check_image_space(space: gym.Space, algo: str) -> None:
     """Raise a ``TypeError`` unless ``space`` holds images ``(C, H, W)`` (uint8 or normalized floats)."""
     if not is_image_space(space, check_channels=False):
-        raise TypeError(f"{algo}'s CnnPolicy needs image observations (uint8, (C, H, W)), got {space}; "
-                        f"use 'MlpPolicy' for vector observations")
+        raise TypeError(
+            f"{algo}'s CnnPolicy needs image observations (uint8, (C, H, W)), got {space}; "
+            f"use 'MlpPolicy' for vector observations"
+        )
 
 
 def check_observation(observation: Any, space: spaces.Space) -> bool:
@@ -64,7 +67,7 @@ def _saved_data(path: Any) -> dict[str, Any] | None:
         return None
     try:
         with zipfile.ZipFile(file) as archive:
-            return json.loads(archive.read("data").decode())  # type: ignore[no-any-return]
+            return json.loads(archive.read("data").decode())
     except (KeyError, ValueError, zipfile.BadZipFile):
         return None
     finally:
@@ -84,7 +87,7 @@ def _saved_policy_class(data: dict[str, Any]) -> type | None:
         import json
 
         value = json_to_data(json.dumps({"policy_class": entry})).get("policy_class")
-    except Exception:  # noqa: BLE001 (an unpicklable class: reported below by its module)
+    except Exception:
         return None
     return value if isinstance(value, type) else None
 
@@ -102,8 +105,10 @@ def check_saved_algorithm(cls: type, path: Any) -> None:
     where = f"{path}" if isinstance(path, (str, bytes)) or hasattr(path, "__fspath__") else "the model file"
     version = data.get("sb3_latent_format")
     if isinstance(version, int) and version > FORMAT_VERSION:
-        raise ValueError(f"{where} was written by a newer sb3-latent (format {version}; this one reads up to "
-                         f"{FORMAT_VERSION}): upgrade sb3-latent to load it")
+        raise ValueError(
+            f"{where} was written by a newer sb3-latent (format {version}; this one reads up to "
+            f"{FORMAT_VERSION}): upgrade sb3-latent to load it"
+        )
     saved = data.get("sb3_latent_algorithm")
     if isinstance(saved, str):
         if saved != cls.__name__:
@@ -112,9 +117,11 @@ def check_saved_algorithm(cls: type, path: Any) -> None:
     ours = tuple(set(getattr(cls, "policy_aliases", {}).values()))
     policy_class = _saved_policy_class(data)
     if policy_class is not None and ours and not issubclass(policy_class, ours):
-        raise ValueError(f"{where} was saved by another algorithm (its policy is {policy_class.__module__}."
-                         f"{policy_class.__qualname__}); {cls.__name__} loads files saved by {cls.__name__} (policies "
-                         f"{', '.join(sorted(p.__name__ for p in ours))}): load it with the class that saved it")
+        raise ValueError(
+            f"{where} was saved by another algorithm (its policy is {policy_class.__module__}."
+            f"{policy_class.__qualname__}); {cls.__name__} loads files saved by {cls.__name__} (policies "
+            f"{', '.join(sorted(p.__name__ for p in ours))}): load it with the class that saved it"
+        )
 
 
 def buffer_mismatch(buffer: Any, model: Any, expected_class: type | None) -> str | None:
@@ -165,12 +172,26 @@ class ContractsMixin:
         super().save(path, exclude, include)  # type: ignore[misc]
 
     @classmethod
-    def load(cls, path: Any, env: Any = None, device: torch.device | str = "auto",  # type: ignore[override]
-             custom_objects: dict[str, Any] | None = None, print_system_info: bool = False, force_reset: bool = True,
-             **kwargs: Any) -> Any:
+    def load(
+        cls,
+        path: Any,
+        env: Any = None,
+        device: torch.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        **kwargs: Any,
+    ) -> Any:
         check_saved_algorithm(cls, path)
-        return super().load(path, env=env, device=device, custom_objects=custom_objects,  # type: ignore[misc]
-                            print_system_info=print_system_info, force_reset=force_reset, **kwargs)
+        return super().load(  # type: ignore[misc]
+            path,
+            env=env,
+            device=device,
+            custom_objects=custom_objects,
+            print_system_info=print_system_info,
+            force_reset=force_reset,
+            **kwargs,
+        )
 
     def load_replay_buffer(self, path: Any, truncate_last_traj: bool = True) -> None:
         previous = self.replay_buffer
@@ -199,4 +220,5 @@ class ContractsMixin:
                         f"{type(self).__name__}: train/{key} is {v.reshape(-1)[0].item()} at update "
                         f"{first_update + i}; the networks are no longer usable. Look for NaN/inf in the rewards or "
                         "observations (SB3's VecCheckNan finds them) or lower the learning rates; pass "
-                        "check_finite=False to train on regardless")
+                        "check_finite=False to train on regardless"
+                    )

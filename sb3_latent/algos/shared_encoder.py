@@ -105,8 +105,9 @@ def build_shared_encoder(policy: Any, lr_schedule: Schedule, target_shares_encod
     policy.actor.optimizer = policy.optimizer_class(
         [p for p in policy.actor.parameters() if id(p) not in shared], lr=lr, **policy.optimizer_kwargs
     )
-    groups: list[dict[str, Any]] = [{"params": [p for p in policy.critic.parameters() if id(p) not in shared],
-                                     "name": "critic"}]
+    groups: list[dict[str, Any]] = [
+        {"params": [p for p in policy.critic.parameters() if id(p) not in shared], "name": "critic"}
+    ]
     if encoder_params:
         groups.append({"params": encoder_params, "name": "encoder", "lr": getattr(policy, "encoder_lr", None) or lr})
     policy.critic.optimizer = policy.optimizer_class(groups, lr=lr, **policy.optimizer_kwargs)
@@ -203,8 +204,11 @@ class SharedEncoderMixin:
         follows the online encoder with ``encoder_tau`` (None: it is not updated)."""
         enc: nn.Module | None = getattr(self.critic.features_extractor, "encoder", None)
         enc_ids = {id(p) for p in enc.parameters()} if enc is not None else set()
-        pairs = [(p, t) for p, t in zip(self.critic.parameters(), self.critic_target.parameters(), strict=True)
-                 if id(p) not in enc_ids]
+        pairs = [
+            (p, t)
+            for p, t in zip(self.critic.parameters(), self.critic_target.parameters(), strict=True)
+            if id(p) not in enc_ids
+        ]
         ema_([t for _, t in pairs], [p for p, _ in pairs], tau)
         target_enc: nn.Module | None = getattr(self.critic_target.features_extractor, "encoder", None)
         if enc is not None and target_enc is not None and target_enc is not enc and encoder_tau is not None:

@@ -4,6 +4,13 @@ from sb3_latent.buffers.frame_store import FrameStoreReplayBuffer, NStepFrameSto
 from sb3_latent.buffers.prioritized import PrioritizedFrameStoreReplayBuffer, PrioritizedReplayBufferSamples, SumTree
 from sb3_latent.buffers.sequence import SequenceReplayBuffer, SequenceSamples
 
-__all__ = ["FrameStoreReplayBuffer", "NStepFrameStoreReplayBuffer", "PrioritizedFrameStoreReplayBuffer",
-           "PrioritizedReplayBufferSamples", "SumTree", "SequenceReplayBuffer", "SequenceSamples",
-           "infer_n_frames"]
+__all__ = [
+    "FrameStoreReplayBuffer",
+    "NStepFrameStoreReplayBuffer",
+    "PrioritizedFrameStoreReplayBuffer",
+    "PrioritizedReplayBufferSamples",
+    "SequenceReplayBuffer",
+    "SequenceSamples",
+    "SumTree",
+    "infer_n_frames",
+]

@@ -43,24 +43,32 @@ def infer_n_frames(observation_space: spaces.Space, n_frames: int | None = None)
     :return: the number of frames
     """
     if isinstance(observation_space, spaces.Dict):
-        raise TypeError("FrameStoreReplayBuffer does not support Dict observation spaces; "
-                        f"expected a Box of stacked frames, got {observation_space}")
+        raise TypeError(
+            "FrameStoreReplayBuffer does not support Dict observation spaces; "
+            f"expected a Box of stacked frames, got {observation_space}"
+        )
     if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) not in (1, 3):
-        raise TypeError("FrameStoreReplayBuffer expects a Box observation space of stacked images (k*C, H, W) "
-                        f"or stacked vectors (k*d,), got {observation_space}")
+        raise TypeError(
+            "FrameStoreReplayBuffer expects a Box observation space of stacked images (k*C, H, W) "
+            f"or stacked vectors (k*d,), got {observation_space}"
+        )
     shape = observation_space.shape
     what = "channel count" if len(shape) == 3 else "size"
     if n_frames is None:
         if len(shape) == 3 and observation_space.dtype == np.uint8 and shape[0] % 3 == 0:
             return shape[0] // 3
-        raise ValueError(f"Cannot infer n_frames for observation space {observation_space}: it is inferred only "
-                         "for uint8 images (k*3, H, W) of k RGB frames. Pass it, e.g. "
-                         "replay_buffer_kwargs=dict(n_frames=4)")
+        raise ValueError(
+            f"Cannot infer n_frames for observation space {observation_space}: it is inferred only "
+            "for uint8 images (k*3, H, W) of k RGB frames. Pass it, e.g. "
+            "replay_buffer_kwargs=dict(n_frames=4)"
+        )
     check_int("n_frames", n_frames, 1)
     if shape[0] % n_frames:
-        raise ValueError(f"n_frames={n_frames} does not divide the {what} {shape[0]} of observation shape {shape}; "
-                         f"expected frames stacked along axis 0, e.g. n_frames in "
-                         f"{[d for d in range(1, shape[0] + 1) if shape[0] % d == 0]}")
+        raise ValueError(
+            f"n_frames={n_frames} does not divide the {what} {shape[0]} of observation shape {shape}; "
+            f"expected frames stacked along axis 0, e.g. n_frames in "
+            f"{[d for d in range(1, shape[0] + 1) if shape[0] % d == 0]}"
+        )
     return int(n_frames)
 
 
@@ -116,8 +124,10 @@ class FrameStoreReplayBuffer(ReplayBuffer):
         validate: bool = False,
     ) -> None:
         if optimize_memory_usage:
-            raise ValueError("optimize_memory_usage=True is not needed with FrameStoreReplayBuffer: it stores each "
-                             "frame once already (about 1/6 of SB3's default memory at 3 frames); leave it False")
+            raise ValueError(
+                "optimize_memory_usage=True is not needed with FrameStoreReplayBuffer: it stores each "
+                "frame once already (about 1/6 of SB3's default memory at 3 frames); leave it False"
+            )
         k = infer_n_frames(observation_space, n_frames)
         # SB3's BaseBuffer only: ReplayBuffer.__init__ would allocate the big observation arrays
         BaseBuffer.__init__(self, buffer_size, observation_space, action_space, device, n_envs=n_envs)
@@ -219,7 +229,8 @@ class FrameStoreReplayBuffer(ReplayBuffer):
                     f"env {i}: next_obs is not obs shifted by one frame (frame {k - 1} of obs differs from frame "
                     f"{k - 2} of next_obs). FrameStoreReplayBuffer needs stacks of n_frames={k} frames, oldest "
                     "first, along axis 0 (e.g. FrameStack or VecFrameStack(channels_order='first')); check "
-                    "n_frames and the stacking of the env")
+                    "n_frames and the stacking of the env"
+                )
 
     def _last_next_frame(self, i: int, j: int) -> np.ndarray:
         """Frame ``j`` of the ``next_obs`` last added for env ``i`` (which is mid-episode)."""
@@ -272,8 +283,9 @@ class FrameStoreReplayBuffer(ReplayBuffer):
         self.frames[self.n_added % len(self.frames)] = next_obs[:, -1]
         self.reset_ids[self.pos] = self._ep_reset
 
-    def _store_step(self, action: np.ndarray, reward: np.ndarray, done: np.ndarray,
-                    infos: list[dict[str, Any]]) -> None:
+    def _store_step(
+        self, action: np.ndarray, reward: np.ndarray, done: np.ndarray, infos: list[dict[str, Any]]
+    ) -> None:
         """The bookkeeping of one ``add`` after its observations are stored: the episode step, action, reward,
         done and timeout (``TimeLimit.truncated``) at row ``pos``; each env's episode step (0 after ``done``);
         the add counter and the ring position."""

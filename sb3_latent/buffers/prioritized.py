@@ -117,8 +117,17 @@ class PrioritizedFrameStoreReplayBuffer(FrameStoreReplayBuffer):
         n_steps: int = 1,
         gamma: float = 0.99,
     ) -> None:
-        super().__init__(buffer_size, observation_space, action_space, device, n_envs, optimize_memory_usage,
-                         handle_timeout_termination, n_frames, validate)
+        super().__init__(
+            buffer_size,
+            observation_space,
+            action_space,
+            device,
+            n_envs,
+            optimize_memory_usage,
+            handle_timeout_termination,
+            n_frames,
+            validate,
+        )
         self.n_steps, self.gamma = check_n_step(n_steps, gamma)
         self.init_priorities(alpha, beta, eps)
 
@@ -165,11 +174,20 @@ class PrioritizedFrameStoreReplayBuffer(FrameStoreReplayBuffer):
         weights /= weights.max()
         rows, envs = leaves // self.n_envs, leaves % self.n_envs
         obs, actions, next_obs, dones, returns, discounts = self.n_step_samples(rows, envs, env)
-        return PrioritizedReplayBufferSamples(obs, actions, next_obs, dones, returns, discounts,
-                                              self.to_torch(weights.astype(np.float32).reshape(-1, 1)), leaves)
+        return PrioritizedReplayBufferSamples(
+            obs,
+            actions,
+            next_obs,
+            dones,
+            returns,
+            discounts,
+            self.to_torch(weights.astype(np.float32).reshape(-1, 1)),
+            leaves,
+        )
 
-    def n_step_samples(self, rows: np.ndarray, envs: np.ndarray,
-                       env: VecNormalize | None = None) -> tuple[th.Tensor, ...]:
+    def n_step_samples(
+        self, rows: np.ndarray, envs: np.ndarray, env: VecNormalize | None = None
+    ) -> tuple[th.Tensor, ...]:
         """``(obs, actions, next_obs, dones, returns, discounts)`` of the transitions ``(rows, envs)``:
         ``R = sum_{j<=m} gamma^j r_{t+j}`` up to the first episode end (or the newest transition) ``m < n``,
         ``next_obs = o_{t+m+1}``, ``discounts = gamma^(m+1)``, ``dones`` = the window ended in a termination
@@ -187,6 +205,12 @@ class PrioritizedFrameStoreReplayBuffer(FrameStoreReplayBuffer):
         next_obs = self._rebuild(last, envs)[1]
         dones = (self.dones[last, envs] * (1 - self.timeouts[last, envs])).reshape(-1, 1)
         discounts = (self.gamma ** (end + 1)).astype(np.float32).reshape(-1, 1)
-        data = (self._normalize_obs(obs, env), self.actions[rows, envs], self._normalize_obs(next_obs, env),
-                dones, returns.astype(np.float32), discounts)
+        data = (
+            self._normalize_obs(obs, env),
+            self.actions[rows, envs],
+            self._normalize_obs(next_obs, env),
+            dones,
+            returns.astype(np.float32),
+            discounts,
+        )
         return tuple(self.to_torch(np.asarray(x)) for x in data)

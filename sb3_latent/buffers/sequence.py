@@ -86,8 +86,10 @@ class SequenceSamples(NamedTuple):
 
 def _check_mode(mode: Any) -> str:
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES} ('episode': sequences inside one episode, as SLAC samples; "
-                         f"'window': may cross episode starts, marked by is_first, as Dreamer samples), got {mode!r}")
+        raise ValueError(
+            f"mode must be one of {MODES} ('episode': sequences inside one episode, as SLAC samples; "
+            f"'window': may cross episode starts, marked by is_first, as Dreamer samples), got {mode!r}"
+        )
     return str(mode)
 
 
@@ -97,15 +99,24 @@ def _check_space(space: spaces.Space) -> None:
     subspaces = list(space.spaces.values()) if isinstance(space, spaces.Dict) else [space]
     for sub in subspaces:
         if not isinstance(sub, _SUPPORTED):
-            raise TypeError(f"SequenceReplayBuffer stores Box, Discrete, MultiDiscrete and MultiBinary observations "
-                            f"(or a Dict of them), got {space}")
+            raise TypeError(
+                f"SequenceReplayBuffer stores Box, Discrete, MultiDiscrete and MultiBinary observations "
+                f"(or a Dict of them), got {space}"
+            )
         shape = sub.shape or ()
-        if (isinstance(sub, spaces.Box) and sub.dtype == np.uint8 and len(shape) == 3 and 3 < shape[0] < shape[1]
-                and shape[0] % 3 == 0):
-            warnings.warn(f"Observations {shape} look like {infer_n_frames(sub)} stacked RGB frames. "
-                          "SequenceReplayBuffer stores each observation whole, so a stack of k frames costs k frames "
-                          "per step; SLAC and Dreamer take single frames (make the env with frame_stack=1).",
-                          stacklevel=3)
+        if (
+            isinstance(sub, spaces.Box)
+            and sub.dtype == np.uint8
+            and len(shape) == 3
+            and 3 < shape[0] < shape[1]
+            and shape[0] % 3 == 0
+        ):
+            warnings.warn(
+                f"Observations {shape} look like {infer_n_frames(sub)} stacked RGB frames. "
+                "SequenceReplayBuffer stores each observation whole, so a stack of k frames costs k frames "
+                "per step; SLAC and Dreamer take single frames (make the env with frame_stack=1).",
+                stacklevel=3,
+            )
 
 
 def _map(fn: Callable[[np.ndarray], np.ndarray], obs: Obs) -> Obs:
@@ -153,17 +164,21 @@ class SequenceReplayBuffer(ReplayBuffer):
         mode: str = "episode",
     ) -> None:
         if optimize_memory_usage:
-            raise ValueError("optimize_memory_usage=True is not needed with SequenceReplayBuffer: it stores each "
-                             "observation once already; leave it False")
+            raise ValueError(
+                "optimize_memory_usage=True is not needed with SequenceReplayBuffer: it stores each "
+                "observation once already; leave it False"
+            )
         n_envs = check_int("n_envs", n_envs, 1)
         length = check_int("sequence_length", sequence_length, 2)
         self.mode = _check_mode(mode)
         buffer_size = check_int("buffer_size", buffer_size, 1)
         if buffer_size < n_envs * length:
-            raise ValueError(f"buffer_size={buffer_size} is too small for sequences of sequence_length={length} "
-                             f"from n_envs={n_envs} envs: it counts observations over all envs and must hold one "
-                             f"sequence per env (each env's episode being collected is kept), i.e. at least "
-                             f"n_envs * sequence_length = {n_envs * length}")
+            raise ValueError(
+                f"buffer_size={buffer_size} is too small for sequences of sequence_length={length} "
+                f"from n_envs={n_envs} envs: it counts observations over all envs and must hold one "
+                f"sequence per env (each env's episode being collected is kept), i.e. at least "
+                f"n_envs * sequence_length = {n_envs * length}"
+            )
         _check_space(observation_space)
         # SB3's BaseBuffer only: ReplayBuffer.__init__ would allocate its own arrays
         BaseBuffer.__init__(self, buffer_size, observation_space, action_space, device, n_envs=n_envs)
@@ -176,8 +191,9 @@ class SequenceReplayBuffer(ReplayBuffer):
         self.observations: Obs  # type: ignore[assignment]
         shapes: Any = self.obs_shape
         if isinstance(observation_space, spaces.Dict):
-            self.observations = {key: np.zeros((c, *shapes[key]), dtype=sub.dtype)
-                                 for key, sub in observation_space.spaces.items()}
+            self.observations = {
+                key: np.zeros((c, *shapes[key]), dtype=sub.dtype) for key, sub in observation_space.spaces.items()
+            }
         else:
             self.observations = np.zeros((c, *self.obs_shape), dtype=observation_space.dtype)
         #: the action and reward that led to each slot's observation (zeros for an episode's first)
@@ -228,7 +244,7 @@ class SequenceReplayBuffer(ReplayBuffer):
     def _write_obs(self, slot: int, obs: Obs) -> None:
         if isinstance(self.observations, dict):
             for key, array in self.observations.items():
-                array[slot] = obs[key]  # type: ignore[index]
+                array[slot] = obs[key]
         else:
             self.observations[slot] = obs
 
@@ -285,8 +301,9 @@ class SequenceReplayBuffer(ReplayBuffer):
         self._push(e, slot)
         self._open[e] = True
 
-    def _step(self, e: int, slot: int, obs: Obs, action: np.ndarray, reward: float, terminated: bool,
-              truncated: bool) -> None:
+    def _step(
+        self, e: int, slot: int, obs: Obs, action: np.ndarray, reward: float, terminated: bool, truncated: bool
+    ) -> None:
         """Append to env ``e``'s episode the observation ``obs`` that ``action`` led to, in ``slot``."""
         self._write_obs(slot, obs)
         self.actions[slot], self.rewards[slot] = action, reward
@@ -301,7 +318,7 @@ class SequenceReplayBuffer(ReplayBuffer):
         """Whether ``obs`` equals the last observation stored for env ``e``."""
         slot = self._last_slot(e)
         if isinstance(self.observations, dict):
-            return all(same(array[slot], obs[key]) for key, array in self.observations.items())  # type: ignore
+            return all(same(array[slot], obs[key]) for key, array in self.observations.items())
         return same(self.observations[slot], obs)  # type: ignore[arg-type]
 
     def _sync(self) -> None:
@@ -348,8 +365,15 @@ class SequenceReplayBuffer(ReplayBuffer):
             slots = self._alloc(2 if new else 1)
             if new:
                 self._start(e, int(slots[0]), self._obs_of(o, e))
-            self._step(e, int(slots[-1]), self._obs_of(nx, e), action[e], float(reward[e]),
-                       bool(done[e] and not timeout[e]), bool(timeout[e]))
+            self._step(
+                e,
+                int(slots[-1]),
+                self._obs_of(nx, e),
+                action[e],
+                float(reward[e]),
+                bool(done[e] and not timeout[e]),
+                bool(timeout[e]),
+            )
         self._sync()
 
     def add_episode(
@@ -375,23 +399,34 @@ class SequenceReplayBuffer(ReplayBuffer):
         if env_index >= self.n_envs:
             raise ValueError(f"env_index={env_index} is out of range for n_envs={self.n_envs}")
         if self._open[env_index]:
-            raise ValueError(f"env {env_index} has an episode being collected; add the episode to another env_index "
-                             "or after that episode is done")
+            raise ValueError(
+                f"env {env_index} has an episode being collected; add the episode to another env_index "
+                "or after that episode is done"
+            )
         if terminated and truncated:
             raise ValueError("an episode ends either terminated or truncated, not both")
         actions, rewards = np.asarray(actions), np.asarray(rewards, dtype=np.float32).reshape(-1)
         n_obs = {len(v) for v in observations.values()} if isinstance(observations, dict) else {len(observations)}
         if len(n_obs) != 1 or n_obs.pop() != len(rewards) + 1 or len(actions) != len(rewards):
-            raise ValueError(f"an episode of T steps has T + 1 observations, T actions and T rewards; got "
-                             f"{sorted(n_obs)} observations, {len(actions)} actions and {len(rewards)} rewards")
+            raise ValueError(
+                f"an episode of T steps has T + 1 observations, T actions and T rewards; got "
+                f"{sorted(n_obs)} observations, {len(actions)} actions and {len(rewards)} rewards"
+            )
         t = len(rewards)
         obs = self._reshape_obs(observations, t + 1, "observations")
         actions = actions.reshape(t, self.action_dim)
         self._start(env_index, int(self._alloc(1)[0]), self._obs_of(obs, 0))
         for i in range(t):
             last = i == t - 1
-            self._step(env_index, int(self._alloc(1)[0]), self._obs_of(obs, i + 1), actions[i], float(rewards[i]),
-                       last and terminated, last and truncated)
+            self._step(
+                env_index,
+                int(self._alloc(1)[0]),
+                self._obs_of(obs, i + 1),
+                actions[i],
+                float(rewards[i]),
+                last and terminated,
+                last and truncated,
+            )
         self._open[env_index] = not (terminated or truncated)
         if t == 0 and (terminated or truncated):
             self.terminated[self._last_slot(env_index)] = terminated
@@ -430,8 +465,7 @@ class SequenceReplayBuffer(ReplayBuffer):
         :param sequence_length: ``L`` (default: the buffer's)
         :param mode: ``"episode"`` or ``"window"`` (default: the buffer's)
         """
-        length = self.sequence_length if sequence_length is None else check_int("sequence_length",
-                                                                                   sequence_length, 2)
+        length = self.sequence_length if sequence_length is None else check_int("sequence_length", sequence_length, 2)
         return int(self._runs(length, self.mode if mode is None else _check_mode(mode))[3].sum())
 
     def sample(  # type: ignore[override]
@@ -451,21 +485,23 @@ class SequenceReplayBuffer(ReplayBuffer):
         :return: the sequences, on the buffer's device
         """
         batch_size = check_int("batch_size", batch_size, 1)
-        length = self.sequence_length if sequence_length is None else check_int("sequence_length",
-                                                                                   sequence_length, 2)
+        length = self.sequence_length if sequence_length is None else check_int("sequence_length", sequence_length, 2)
         mode = self.mode if mode is None else _check_mode(mode)
         _, _, sizes, counts = self._runs(length, mode)
         total = int(counts.sum())
         if total == 0:
             what = "episode" if mode == "episode" else "env's stream of episodes"
-            raise ValueError(f"No sequence of sequence_length={length} to sample in mode={mode!r}: the longest "
-                             f"{what} stored has {int(sizes.max(initial=0))} observations ({self.size()} stored "
-                             f"in all). Collect more steps first (learning_starts), or sample shorter sequences")
+            raise ValueError(
+                f"No sequence of sequence_length={length} to sample in mode={mode!r}: the longest "
+                f"{what} stored has {int(sizes.max(initial=0))} observations ({self.size()} stored "
+                f"in all). Collect more steps first (learning_starts), or sample shorter sequences"
+            )
         envs, firsts = self._locate(np.random.randint(0, total, size=batch_size), length, mode)
         return self._sequences(envs, firsts, length, env)
 
-    def _sequences(self, envs: np.ndarray, firsts: np.ndarray, length: int,
-                   env: VecNormalize | None = None) -> SequenceSamples:
+    def _sequences(
+        self, envs: np.ndarray, firsts: np.ndarray, length: int, env: VecNormalize | None = None
+    ) -> SequenceSamples:
         """The sequences of ``length`` observations starting at stream positions ``firsts`` of ``envs``."""
         slots = self._stream[(firsts[:, None] + np.arange(length)) % len(self._stream), envs[:, None]]
         steps = slots[:, 1:]
@@ -483,8 +519,10 @@ class SequenceReplayBuffer(ReplayBuffer):
         )
 
     def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> Any:
-        raise TypeError("SequenceReplayBuffer samples sequences, not transitions: call sample(batch_size) for "
-                        "SequenceSamples (SLAC, Dreamer); for SAC/TD3/DQN use ReplayBuffer or FrameStoreReplayBuffer")
+        raise TypeError(
+            "SequenceReplayBuffer samples sequences, not transitions: call sample(batch_size) for "
+            "SequenceSamples (SLAC, Dreamer); for SAC/TD3/DQN use ReplayBuffer or FrameStoreReplayBuffer"
+        )
 
     # ---- saving --------------------------------------------------------------------------------------
 

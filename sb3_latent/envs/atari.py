@@ -49,27 +49,138 @@ from sb3_latent.envs.dmc import FrameStack
 #: every ROM ale-py 0.12.1 ships (snake_case ROM ids; checked against ``ale_py.roms.get_all_rom_ids()`` by the tests),
 #: listed so that registering the gymnasium ids does not import ale-py
 ATARI_GAMES: tuple[str, ...] = (
-    "adventure", "air_raid", "alien", "amidar", "assault", "asterix", "asteroids", "atlantis2", "atlantis",
-    "backgammon", "bank_heist", "basic_math", "battle_zone", "beam_rider", "berzerk", "blackjack", "bowling",
-    "boxing", "breakout", "carnival", "casino", "centipede", "chopper_command", "combat", "crazy_climber",
-    "crossbow", "darkchambers", "defender", "demon_attack", "donkey_kong", "double_dunk", "earthworld",
-    "elevator_action", "enduro", "entombed", "et", "fishing_derby", "flag_capture", "freeway", "frogger",
-    "frostbite", "galaxian", "gopher", "gravitar", "hangman", "haunted_house", "hero", "human_cannonball",
-    "ice_hockey", "jamesbond", "journey_escape", "joust", "kaboom", "kangaroo", "keystone_kapers", "king_kong",
-    "klax", "koolaid", "krull", "kung_fu_master", "laser_gates", "lost_luggage", "mario_bros", "maze_craze",
-    "miniature_golf", "montezuma_revenge", "mr_do", "ms_pacman", "name_this_game", "othello", "pacman", "phoenix",
-    "pitfall2", "pitfall", "pong", "pooyan", "private_eye", "qbert", "riverraid", "road_runner", "robotank",
-    "seaquest", "sir_lancelot", "skiing", "solaris", "space_invaders", "space_war", "star_gunner", "superman",
-    "surround", "tennis", "tetris", "tic_tac_toe_3d", "time_pilot", "trondead", "turmoil", "tutankham",
-    "up_n_down", "venture", "video_checkers", "video_chess", "video_cube", "video_pinball", "warlords",
-    "wizard_of_wor", "word_zapper", "yars_revenge", "zaxxon",
-)  # fmt: skip
+    "adventure",
+    "air_raid",
+    "alien",
+    "amidar",
+    "assault",
+    "asterix",
+    "asteroids",
+    "atlantis2",
+    "atlantis",
+    "backgammon",
+    "bank_heist",
+    "basic_math",
+    "battle_zone",
+    "beam_rider",
+    "berzerk",
+    "blackjack",
+    "bowling",
+    "boxing",
+    "breakout",
+    "carnival",
+    "casino",
+    "centipede",
+    "chopper_command",
+    "combat",
+    "crazy_climber",
+    "crossbow",
+    "darkchambers",
+    "defender",
+    "demon_attack",
+    "donkey_kong",
+    "double_dunk",
+    "earthworld",
+    "elevator_action",
+    "enduro",
+    "entombed",
+    "et",
+    "fishing_derby",
+    "flag_capture",
+    "freeway",
+    "frogger",
+    "frostbite",
+    "galaxian",
+    "gopher",
+    "gravitar",
+    "hangman",
+    "haunted_house",
+    "hero",
+    "human_cannonball",
+    "ice_hockey",
+    "jamesbond",
+    "journey_escape",
+    "joust",
+    "kaboom",
+    "kangaroo",
+    "keystone_kapers",
+    "king_kong",
+    "klax",
+    "koolaid",
+    "krull",
+    "kung_fu_master",
+    "laser_gates",
+    "lost_luggage",
+    "mario_bros",
+    "maze_craze",
+    "miniature_golf",
+    "montezuma_revenge",
+    "mr_do",
+    "ms_pacman",
+    "name_this_game",
+    "othello",
+    "pacman",
+    "phoenix",
+    "pitfall2",
+    "pitfall",
+    "pong",
+    "pooyan",
+    "private_eye",
+    "qbert",
+    "riverraid",
+    "road_runner",
+    "robotank",
+    "seaquest",
+    "sir_lancelot",
+    "skiing",
+    "solaris",
+    "space_invaders",
+    "space_war",
+    "star_gunner",
+    "superman",
+    "surround",
+    "tennis",
+    "tetris",
+    "tic_tac_toe_3d",
+    "time_pilot",
+    "trondead",
+    "turmoil",
+    "tutankham",
+    "up_n_down",
+    "venture",
+    "video_checkers",
+    "video_chess",
+    "video_cube",
+    "video_pinball",
+    "warlords",
+    "wizard_of_wor",
+    "word_zapper",
+    "yars_revenge",
+    "zaxxon",
+)
 #: the eight games of the LeVER paper (Table 1, Figures 3-4), as gym-id names
-LEVER_GAMES: tuple[str, ...] = ("Alien", "Amidar", "BankHeist", "CrazyClimber", "Krull", "PrivateEye", "Qbert",
-                                "Seaquest")
+LEVER_GAMES: tuple[str, ...] = (
+    "Alien",
+    "Amidar",
+    "BankHeist",
+    "CrazyClimber",
+    "Krull",
+    "PrivateEye",
+    "Qbert",
+    "Seaquest",
+)
 
-_BASE = dict(noop_max=30, frame_skip=4, episodic_life=True, clip_reward=True, fire_reset=False,
-             repeat_action_probability=0.0, max_frames=108_000, size=84, frame_stack=4)
+_BASE = dict(
+    noop_max=30,
+    frame_skip=4,
+    episodic_life=True,
+    clip_reward=True,
+    fire_reset=False,
+    repeat_action_probability=0.0,
+    max_frames=108_000,
+    size=84,
+    frame_stack=4,
+)
 #: environment settings per preset (module docstring); any of them can be overridden by a keyword
 ATARI_PRESETS: dict[str, dict[str, Any]] = {
     "der": dict(_BASE),
@@ -93,8 +204,9 @@ def rom_id(game: str) -> str:
     key = name.replace("_", "").lower()
     if key in by_name:
         return by_name[key]
-    close = difflib.get_close_matches(game_name(name) if "_" in name else name, [game_name(r) for r in ATARI_GAMES],
-                                      n=3)
+    close = difflib.get_close_matches(
+        game_name(name) if "_" in name else name, [game_name(r) for r in ATARI_GAMES], n=3
+    )
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
     raise ValueError(f"Unknown Atari game {game!r}.{hint} Known games: the ROMs of ale-py, e.g. 'Pong', 'BankHeist'")
 
@@ -167,9 +279,15 @@ def _ale(game: str, s: dict[str, Any], render_mode: str | None = None) -> gym.En
         from ale_py import AtariEnv
     except ModuleNotFoundError as e:
         raise ModuleNotFoundError("Atari needs ale-py: pip install 'sb3-latent[atari]' (ale-py ships the ROMs)") from e
-    return AtariEnv(game=rom_id(game), obs_type="grayscale", frameskip=1,
-                    repeat_action_probability=float(s["repeat_action_probability"]), full_action_space=False,
-                    max_num_frames_per_episode=int(s["max_frames"]), render_mode=render_mode)
+    return AtariEnv(
+        game=rom_id(game),
+        obs_type="grayscale",
+        frameskip=1,
+        repeat_action_probability=float(s["repeat_action_probability"]),
+        full_action_space=False,
+        max_num_frames_per_episode=int(s["max_frames"]),
+        render_mode=render_mode,
+    )
 
 
 def _wrap(env: gym.Env, s: dict[str, Any], training: bool) -> gym.Env:
@@ -187,8 +305,9 @@ def _wrap(env: gym.Env, s: dict[str, Any], training: bool) -> gym.Env:
     return FrameStack(env, int(s["frame_stack"])) if s["frame_stack"] > 1 else env
 
 
-def make_atari_gym_env(game: str, *, preset: str = "der", training: bool = True, render_mode: str | None = None,
-                       **settings: Any) -> gym.Env:
+def make_atari_gym_env(
+    game: str, *, preset: str = "der", training: bool = True, render_mode: str | None = None, **settings: Any
+) -> gym.Env:
     """One Atari game as a gymnasium env (what the gym id ``sb3_latent/<Game>-atari-v0`` makes).
 
     :param game: e.g. ``"Pong"``, ``"BankHeist"`` (or ``"bank_heist"``)
@@ -240,8 +359,9 @@ def make_atari_env(
     def wrapper(env: gym.Env) -> gym.Env:
         return _wrap(env, s, training)
 
-    return make_vec_env(env_fn, n_envs=n_envs, seed=seed, vec_env_cls=vec_env_cls, monitor_dir=monitor_dir,
-                        wrapper_class=wrapper)
+    return make_vec_env(
+        env_fn, n_envs=n_envs, seed=seed, vec_env_cls=vec_env_cls, monitor_dir=monitor_dir, wrapper_class=wrapper
+    )
 
 
 def register_atari_envs() -> None:

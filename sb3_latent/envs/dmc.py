@@ -26,29 +26,72 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 #: Every task of ``dm_control.suite`` 1.0.50 (checked against ``suite.ALL_TASKS`` by the tests);
 #: listed here so that registering the gymnasium ids does not import MuJoCo.
 DMC_TASKS: tuple[tuple[str, str], ...] = (
-    ("acrobot", "swingup"), ("acrobot", "swingup_sparse"), ("ball_in_cup", "catch"),
-    ("cartpole", "balance"), ("cartpole", "balance_sparse"), ("cartpole", "swingup"),
-    ("cartpole", "swingup_sparse"), ("cartpole", "two_poles"), ("cartpole", "three_poles"),
-    ("cheetah", "run"), ("dog", "stand"), ("dog", "walk"), ("dog", "trot"), ("dog", "run"),
-    ("dog", "fetch"), ("finger", "spin"), ("finger", "turn_easy"), ("finger", "turn_hard"),
-    ("fish", "upright"), ("fish", "swim"), ("hopper", "stand"), ("hopper", "hop"),
-    ("humanoid", "stand"), ("humanoid", "walk"), ("humanoid", "run"), ("humanoid", "run_pure_state"),
-    ("humanoid_CMU", "stand"), ("humanoid_CMU", "walk"), ("humanoid_CMU", "run"), ("lqr", "lqr_2_1"),
-    ("lqr", "lqr_6_2"), ("manipulator", "bring_ball"), ("manipulator", "bring_peg"),
-    ("manipulator", "insert_ball"), ("manipulator", "insert_peg"), ("pendulum", "swingup"),
-    ("point_mass", "easy"), ("point_mass", "hard"), ("quadruped", "walk"), ("quadruped", "run"),
-    ("quadruped", "escape"), ("quadruped", "fetch"), ("reacher", "easy"), ("reacher", "hard"),
-    ("stacker", "stack_2"), ("stacker", "stack_4"), ("swimmer", "swimmer6"), ("swimmer", "swimmer15"),
-    ("walker", "stand"), ("walker", "walk"), ("walker", "run"),
-)  # fmt: skip
+    ("acrobot", "swingup"),
+    ("acrobot", "swingup_sparse"),
+    ("ball_in_cup", "catch"),
+    ("cartpole", "balance"),
+    ("cartpole", "balance_sparse"),
+    ("cartpole", "swingup"),
+    ("cartpole", "swingup_sparse"),
+    ("cartpole", "two_poles"),
+    ("cartpole", "three_poles"),
+    ("cheetah", "run"),
+    ("dog", "stand"),
+    ("dog", "walk"),
+    ("dog", "trot"),
+    ("dog", "run"),
+    ("dog", "fetch"),
+    ("finger", "spin"),
+    ("finger", "turn_easy"),
+    ("finger", "turn_hard"),
+    ("fish", "upright"),
+    ("fish", "swim"),
+    ("hopper", "stand"),
+    ("hopper", "hop"),
+    ("humanoid", "stand"),
+    ("humanoid", "walk"),
+    ("humanoid", "run"),
+    ("humanoid", "run_pure_state"),
+    ("humanoid_CMU", "stand"),
+    ("humanoid_CMU", "walk"),
+    ("humanoid_CMU", "run"),
+    ("lqr", "lqr_2_1"),
+    ("lqr", "lqr_6_2"),
+    ("manipulator", "bring_ball"),
+    ("manipulator", "bring_peg"),
+    ("manipulator", "insert_ball"),
+    ("manipulator", "insert_peg"),
+    ("pendulum", "swingup"),
+    ("point_mass", "easy"),
+    ("point_mass", "hard"),
+    ("quadruped", "walk"),
+    ("quadruped", "run"),
+    ("quadruped", "escape"),
+    ("quadruped", "fetch"),
+    ("reacher", "easy"),
+    ("reacher", "hard"),
+    ("stacker", "stack_2"),
+    ("stacker", "stack_4"),
+    ("swimmer", "swimmer6"),
+    ("swimmer", "swimmer15"),
+    ("walker", "stand"),
+    ("walker", "walk"),
+    ("walker", "run"),
+)
 
 #: Camera per domain (Flare Table A.4 and DrQ-v2: camera 2 for quadruped, else 0).
 DEFAULT_CAMERA: dict[str, int] = {"quadruped": 2}
 #: Action repeat per domain: PlaNet/CURL/RAD values for their six tasks, Flare Table A.4 otherwise
 #: (2 for walker and hopper, 4 for the rest).
 DEFAULT_ACTION_REPEAT: dict[str, int] = {
-    "cartpole": 8, "finger": 2, "walker": 2, "hopper": 2, "cheetah": 4, "reacher": 4, "ball_in_cup": 4,
-}  # fmt: skip
+    "cartpole": 8,
+    "finger": 2,
+    "walker": 2,
+    "hopper": 2,
+    "cheetah": 4,
+    "reacher": 4,
+    "ball_in_cup": 4,
+}
 #: Frames stacked by default: 3 frames of pixels (RAD/Flare), 4 positions for position-only state
 #: (Flare Table A.5), none for full state.
 DEFAULT_FRAME_STACK: dict[str, int] = {"pixels": 3, "position": 4, "state": 1}
@@ -135,7 +178,7 @@ class StateObservation(gym.ObservationWrapper):
                 continue
             if position_only and key == "egocentric_state":
                 keep = np.r_[0:n_hinge, 2 * n_hinge : n]
-                self._parts.append((key, keep))  # type: ignore[arg-type]
+                self._parts.append((key, keep))
                 size += len(keep)
                 continue
             self._parts.append((key, None))
@@ -168,7 +211,7 @@ class FrameStack(gym.Wrapper):
         self._axis = 0 if len(space.shape) == 3 else -1
         low = np.concatenate([space.low] * self.k, axis=self._axis)
         high = np.concatenate([space.high] * self.k, axis=self._axis)
-        self.observation_space = spaces.Box(low, high, dtype=space.dtype)  # type: ignore[arg-type]
+        self.observation_space = spaces.Box(low, high, dtype=space.dtype)
         self._frames: deque[np.ndarray] = deque(maxlen=self.k)
 
     def _stack(self) -> np.ndarray:
@@ -190,8 +233,11 @@ def _dmc_base(domain: str, task: str, size: int, camera_id: int, fast_render: bo
         from dm_control import suite
         from shimmy.dm_control_compatibility import DmControlCompatibilityV0
     except ModuleNotFoundError as e:
-        raise ModuleNotFoundError(f"DeepMind Control envs need {e.name!r}, an optional dependency of sb3-latent: "
-                                  "pip install 'sb3-latent[dmc]'", name=e.name) from e
+        raise ModuleNotFoundError(
+            f"DeepMind Control envs need {e.name!r}, an optional dependency of sb3-latent: "
+            "pip install 'sb3-latent[dmc]'",
+            name=e.name,
+        ) from e
 
     class _SeededDMC(DmControlCompatibilityV0):
         """shimmy's wrapper, with ``reset(seed=...)`` reseeding the task's own random state, float32 actions, the
@@ -201,7 +247,7 @@ def _dmc_base(domain: str, task: str, size: int, camera_id: int, fast_render: bo
             super().__init__(*args, **kwargs)
             # an instance's own metadata (shimmy writes render_fps into its class attribute): what make accepts
             self.metadata = {"render_modes": ["rgb_array"], "render_fps": 1.0 / self._env.control_timestep()}
-            low, high = self.action_space.low, self.action_space.high  # type: ignore[attr-defined,has-type]
+            low, high = self.action_space.low, self.action_space.high  # type: ignore[has-type]
             self.action_space = spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
 
         def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
@@ -224,8 +270,16 @@ def _dmc_base(domain: str, task: str, size: int, camera_id: int, fast_render: bo
     return _SeededDMC(dm_env, render_mode="rgb_array", render_kwargs=render_kwargs)
 
 
-def _resolve(domain: str, task: str, pixels: bool, size: int, camera_id: int | None, action_repeat: int | None,
-             frame_stack: int | None, position_only: bool) -> tuple[int, int, int]:
+def _resolve(
+    domain: str,
+    task: str,
+    pixels: bool,
+    size: int,
+    camera_id: int | None,
+    action_repeat: int | None,
+    frame_stack: int | None,
+    position_only: bool,
+) -> tuple[int, int, int]:
     check_task(domain, task)
     check_int("size", size, MIN_SIZE, whole_floats=True, unit="pixels")
     if pixels and position_only:
@@ -259,8 +313,7 @@ def make_dmc_gym_env(
     """
     if render_mode not in (None, "rgb_array"):
         raise ValueError(f"DMC envs render rgb arrays only; got render_mode={render_mode!r}")
-    camera, repeat, stack = _resolve(domain, task, pixels, size, camera_id, action_repeat, frame_stack,
-                                     position_only)
+    camera, repeat, stack = _resolve(domain, task, pixels, size, camera_id, action_repeat, frame_stack, position_only)
     env: gym.Env = _dmc_base(domain, task, size, camera, fast_render, seed)
     env = ActionRepeat(env, repeat)
     env = PixelObservation(env, size) if pixels else StateObservation(env, position_only=position_only)
@@ -305,8 +358,15 @@ def make_dmc_env(
     :param monitor_dir: where SB3's ``Monitor`` writes episode logs (None: kept in memory only)
     """
     _resolve(domain, task, pixels, size, camera_id, action_repeat, frame_stack, position_only)
-    kwargs = dict(pixels=pixels, size=size, camera_id=camera_id, action_repeat=action_repeat,
-                  frame_stack=frame_stack, position_only=position_only, fast_render=fast_render)
+    kwargs = dict(
+        pixels=pixels,
+        size=size,
+        camera_id=camera_id,
+        action_repeat=action_repeat,
+        frame_stack=frame_stack,
+        position_only=position_only,
+        fast_render=fast_render,
+    )
 
     def env_fn(**extra: Any) -> gym.Env:
         return make_dmc_gym_env(domain, task, **kwargs, **extra)  # type: ignore[arg-type]
@@ -331,6 +391,10 @@ def register_dmc_envs() -> None:
             gym.register(
                 env_id,
                 entry_point="sb3_latent.envs.dmc:make_dmc_gym_env",
-                kwargs={"domain": domain, "task": task, "pixels": variant == "pixels",
-                        "position_only": variant == "position"},
+                kwargs={
+                    "domain": domain,
+                    "task": task,
+                    "pixels": variant == "pixels",
+                    "position_only": variant == "position",
+                },
             )

@@ -34,7 +34,7 @@ class MovingDotEnv(gym.Env):
     :param render_mode: only ``"rgb_array"``
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}  # noqa: RUF012 - gymnasium's own attribute
 
     def __init__(
         self,
@@ -107,7 +107,7 @@ class MovingDotEnv(gym.Env):
         self._t += 1
         return self._obs(), reward, False, self._t >= self.episode_length, {}
 
-    def render(self) -> np.ndarray:  # type: ignore[override]
+    def render(self) -> np.ndarray:
         return self._frame()
 
 

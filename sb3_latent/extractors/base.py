@@ -59,8 +59,9 @@ CPU_ENCODE_CHUNK = 128
 
 def _check_flow_frames(n_frames: int, name: str) -> None:
     if n_frames < 2:
-        raise ValueError(f"{name} computes differences between consecutive frames and needs n_frames >= 2, "
-                         f"got {n_frames}")
+        raise ValueError(
+            f"{name} computes differences between consecutive frames and needs n_frames >= 2, got {n_frames}"
+        )
 
 
 class PixelExtractor(BaseFeaturesExtractor, ABC):

@@ -33,8 +33,10 @@ class RadEncoder(nn.Sequential):
     def __init__(self, in_channels: int, num_layers: int = 4, num_filters: int = 32) -> None:
         layers: list[nn.Module] = []
         for i in range(num_layers):
-            layers += [nn.Conv2d(in_channels if i == 0 else num_filters, num_filters, 3, stride=2 if i == 0 else 1),
-                       nn.ReLU(inplace=True)]  # in place: the conv's backward needs its input, not its output
+            layers += [
+                nn.Conv2d(in_channels if i == 0 else num_filters, num_filters, 3, stride=2 if i == 0 else 1),
+                nn.ReLU(inplace=True),
+            ]  # in place: the conv's backward needs its input, not its output
         super().__init__(*layers)
 
 
@@ -46,10 +48,13 @@ class NatureEncoder(nn.Sequential):
 
     def __init__(self, in_channels: int) -> None:
         super().__init__(
-            nn.Conv2d(in_channels, 32, 8, stride=4), nn.ReLU(),
-            nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
-            nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(),
-        )  # fmt: skip
+            nn.Conv2d(in_channels, 32, 8, stride=4),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=1),
+            nn.ReLU(),
+        )
 
 
 #: Encoders by name, for ``encoder="rad"`` / ``encoder="nature"``.
@@ -82,4 +87,4 @@ def conv_output_shape(encoder: nn.Module, in_channels: int, height: int, width: 
             f"{type(encoder).__name__} cannot encode {height}x{width} images ({e}); use larger frames "
             f"or another encoder (the default 4-layer 'rad' stack needs at least 15x15, 'nature' 36x36)"
         ) from e
-    return tuple(out.shape[1:])  # type: ignore[return-value]
+    return tuple(out.shape[1:])

@@ -17,9 +17,16 @@ from torch import nn
 from sb3_latent.extractors.base import PixelExtractor, _check_flow_frames
 
 __all__ = [  # PixelExtractor lives in sb3_latent.extractors.base; imported from here too
-    "FlareExtractor", "LatentStackExtractor", "PixelExtractor", "PixelFlowExtractor", "StateFlareExtractor",
-    "flare_kwargs", "latent_stack_kwargs", "pixel_flow_kwargs", "state_flare_kwargs",
-]  # fmt: skip
+    "FlareExtractor",
+    "LatentStackExtractor",
+    "PixelExtractor",
+    "PixelFlowExtractor",
+    "StateFlareExtractor",
+    "flare_kwargs",
+    "latent_stack_kwargs",
+    "pixel_flow_kwargs",
+    "state_flare_kwargs",
+]
 
 
 class FlareExtractor(PixelExtractor):
@@ -98,13 +105,17 @@ class StateFlareExtractor(BaseFeaturesExtractor):
 
     def __init__(self, observation_space: gym.Space, n_frames: int = 4) -> None:
         if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
-            raise TypeError(f"StateFlareExtractor needs a 1-D Box of stacked positions (T*d,), got "
-                            f"{observation_space}; for images use FlareExtractor")
+            raise TypeError(
+                f"StateFlareExtractor needs a 1-D Box of stacked positions (T*d,), got "
+                f"{observation_space}; for images use FlareExtractor"
+            )
         _check_flow_frames(n_frames, "StateFlareExtractor")
         size = observation_space.shape[0]
         if size % n_frames != 0:
-            raise ValueError(f"StateFlareExtractor: observation size {size} is not divisible by "
-                             f"n_frames={n_frames}; expected n_frames * position_dim")
+            raise ValueError(
+                f"StateFlareExtractor: observation size {size} is not divisible by "
+                f"n_frames={n_frames}; expected n_frames * position_dim"
+            )
         super().__init__(observation_space, size)
         self.n_frames = int(n_frames)
 
@@ -114,8 +125,9 @@ class StateFlareExtractor(BaseFeaturesExtractor):
         return torch.cat([s[:, -1], delta.flatten(1)], dim=1)
 
 
-def _policy_kwargs(cls: type[BaseFeaturesExtractor], net_arch: Any, extra: dict[str, Any],
-                   **extractor_kwargs: Any) -> dict[str, Any]:
+def _policy_kwargs(
+    cls: type[BaseFeaturesExtractor], net_arch: Any, extra: dict[str, Any], **extractor_kwargs: Any
+) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"features_extractor_class": cls, "features_extractor_kwargs": extractor_kwargs}
     if net_arch is not None:
         kwargs["net_arch"] = net_arch
@@ -123,9 +135,14 @@ def _policy_kwargs(cls: type[BaseFeaturesExtractor], net_arch: Any, extra: dict[
     return kwargs
 
 
-def flare_kwargs(n_frames: int = 3, features_dim: int = 64, encoder: str | type[nn.Module] = "rad",
-                 encoder_kwargs: dict[str, Any] | None = None, net_arch: Any = None,
-                 **policy_kwargs: Any) -> dict[str, Any]:
+def flare_kwargs(
+    n_frames: int = 3,
+    features_dim: int = 64,
+    encoder: str | type[nn.Module] = "rad",
+    encoder_kwargs: dict[str, Any] | None = None,
+    net_arch: Any = None,
+    **policy_kwargs: Any,
+) -> dict[str, Any]:
     """``policy_kwargs`` that give any SB3 / sb3-contrib policy the Flare extractor::
 
         SAC("CnnPolicy", env, policy_kwargs=flare_kwargs(n_frames=3))
@@ -137,24 +154,55 @@ def flare_kwargs(n_frames: int = 3, features_dim: int = 64, encoder: str | type[
     :param net_arch: SB3 ``net_arch`` (paper: ``[1024, 1024]``); None keeps the algorithm's default
     :param policy_kwargs: any other policy keyword (e.g. ``share_features_extractor``)
     """
-    return _policy_kwargs(FlareExtractor, net_arch, policy_kwargs, n_frames=n_frames, features_dim=features_dim,
-                          encoder=encoder, encoder_kwargs=encoder_kwargs)
+    return _policy_kwargs(
+        FlareExtractor,
+        net_arch,
+        policy_kwargs,
+        n_frames=n_frames,
+        features_dim=features_dim,
+        encoder=encoder,
+        encoder_kwargs=encoder_kwargs,
+    )
 
 
-def latent_stack_kwargs(n_frames: int = 3, features_dim: int = 64, encoder: str | type[nn.Module] = "rad",
-                        encoder_kwargs: dict[str, Any] | None = None, net_arch: Any = None,
-                        **policy_kwargs: Any) -> dict[str, Any]:
+def latent_stack_kwargs(
+    n_frames: int = 3,
+    features_dim: int = 64,
+    encoder: str | type[nn.Module] = "rad",
+    encoder_kwargs: dict[str, Any] | None = None,
+    net_arch: Any = None,
+    **policy_kwargs: Any,
+) -> dict[str, Any]:
     """``policy_kwargs`` for :class:`LatentStackExtractor`; arguments as :func:`flare_kwargs`."""
-    return _policy_kwargs(LatentStackExtractor, net_arch, policy_kwargs, n_frames=n_frames,
-                          features_dim=features_dim, encoder=encoder, encoder_kwargs=encoder_kwargs)
+    return _policy_kwargs(
+        LatentStackExtractor,
+        net_arch,
+        policy_kwargs,
+        n_frames=n_frames,
+        features_dim=features_dim,
+        encoder=encoder,
+        encoder_kwargs=encoder_kwargs,
+    )
 
 
-def pixel_flow_kwargs(n_frames: int = 3, features_dim: int = 64, encoder: str | type[nn.Module] = "rad",
-                      encoder_kwargs: dict[str, Any] | None = None, net_arch: Any = None,
-                      **policy_kwargs: Any) -> dict[str, Any]:
+def pixel_flow_kwargs(
+    n_frames: int = 3,
+    features_dim: int = 64,
+    encoder: str | type[nn.Module] = "rad",
+    encoder_kwargs: dict[str, Any] | None = None,
+    net_arch: Any = None,
+    **policy_kwargs: Any,
+) -> dict[str, Any]:
     """``policy_kwargs`` for :class:`PixelFlowExtractor`; arguments as :func:`flare_kwargs`."""
-    return _policy_kwargs(PixelFlowExtractor, net_arch, policy_kwargs, n_frames=n_frames,
-                          features_dim=features_dim, encoder=encoder, encoder_kwargs=encoder_kwargs)
+    return _policy_kwargs(
+        PixelFlowExtractor,
+        net_arch,
+        policy_kwargs,
+        n_frames=n_frames,
+        features_dim=features_dim,
+        encoder=encoder,
+        encoder_kwargs=encoder_kwargs,
+    )
 
 
 def state_flare_kwargs(n_frames: int = 4, net_arch: Any = None, **policy_kwargs: Any) -> dict[str, Any]:

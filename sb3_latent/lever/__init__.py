@@ -48,5 +48,14 @@ from sb3_latent.lever.buffer import FREEZE_MODES, T_F_UNITS, LeVERReplayBuffer
 from sb3_latent.lever.extractor import LeVERExtractor, Split, split_extractor
 from sb3_latent.lever.prioritized import PrioritizedLeVERReplayBuffer
 
-__all__ = ["FREEZE_MODES", "T_F_UNITS", "LeVERExtractor", "LeVERReplayBuffer", "PrioritizedLeVERReplayBuffer", "Split",
-           "attach_lever", "load_encoder", "split_extractor"]
+__all__ = [
+    "FREEZE_MODES",
+    "T_F_UNITS",
+    "LeVERExtractor",
+    "LeVERReplayBuffer",
+    "PrioritizedLeVERReplayBuffer",
+    "Split",
+    "attach_lever",
+    "load_encoder",
+    "split_extractor",
+]

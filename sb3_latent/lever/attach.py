@@ -15,8 +15,13 @@ from sb3_latent.lever.buffer import LeVERReplayBuffer
 from sb3_latent.lever.extractor import split_extractor
 
 
-def attach_lever(model: BaseAlgorithm, T_f: int | None = None, K: int | None = None,
-                 encoder_from: str | Path | BaseAlgorithm | None = None, **kwargs: Any) -> BaseAlgorithm:
+def attach_lever(
+    model: BaseAlgorithm,
+    T_f: int | None = None,
+    K: int | None = None,
+    encoder_from: str | Path | BaseAlgorithm | None = None,
+    **kwargs: Any,
+) -> BaseAlgorithm:
     """Give a stock SB3 / sb3-contrib model (SAC, TD3, DQN, QRDQN, and our RAD / DrQ-v2) a LeVER buffer
     bound to its encoders; returns the model. Call it again after ``Model.load`` or
     ``model.load_replay_buffer`` (with no arguments it keeps the saved settings and the loaded buffer)::
@@ -39,15 +44,23 @@ def attach_lever(model: BaseAlgorithm, T_f: int | None = None, K: int | None = N
         raise TypeError(f"LeVER needs an off-policy model with a replay buffer; {type(model).__name__} has none")
     if not (isinstance(buffer, LeVERReplayBuffer) and not given):
         if not isinstance(buffer, LeVERReplayBuffer) and buffer.size() > 0:
-            raise ValueError(f"attach_lever replaces the replay buffer, which already holds {buffer.size()} "
-                             "transitions; attach LeVER before learning (or save them first with save_replay_buffer)")
+            raise ValueError(
+                f"attach_lever replaces the replay buffer, which already holds {buffer.size()} "
+                "transitions; attach LeVER before learning (or save them first with save_replay_buffer)"
+            )
         saved = getattr(model, "replay_buffer_kwargs", None) or {}
         settings = {**(saved if getattr(model, "replay_buffer_class", None) is LeVERReplayBuffer else {}), **given}
         if getattr(model, "n_steps", 1) > 1:
             settings.setdefault("n_steps", model.n_steps)  # type: ignore[attr-defined]
             settings.setdefault("gamma", model.gamma)  # type: ignore[attr-defined]
-        buffer = LeVERReplayBuffer(model.buffer_size, model.observation_space, model.action_space,  # type: ignore[attr-defined]
-                                   device=model.device, n_envs=model.n_envs, **settings)
+        buffer = LeVERReplayBuffer(
+            model.buffer_size,  # type: ignore[attr-defined]
+            model.observation_space,
+            model.action_space,
+            device=model.device,
+            n_envs=model.n_envs,
+            **settings,
+        )
         setattr(model, "replay_buffer_class", LeVERReplayBuffer)  # noqa: B010
         setattr(model, "replay_buffer_kwargs", settings)  # noqa: B010
     assert isinstance(buffer, LeVERReplayBuffer)
@@ -84,8 +97,10 @@ def load_encoder(model: BaseAlgorithm, source: str | Path | BaseAlgorithm, freez
     missing = [n for n in wanted if n not in state]
     bad = [n for n in wanted if n in state and state[n].shape != dict(model.policy.named_parameters())[n].shape]
     if missing or bad:
-        raise ValueError(f"cannot transfer the encoder: source lacks {missing[:4]}{'...' if len(missing) > 4 else ''}"
-                         f" and has other shapes for {bad[:4]}; source and model need the same encoder architecture")
+        raise ValueError(
+            f"cannot transfer the encoder: source lacks {missing[:4]}{'...' if len(missing) > 4 else ''}"
+            f" and has other shapes for {bad[:4]}; source and model need the same encoder architecture"
+        )
     params = dict(model.policy.named_parameters())
     with torch.no_grad():
         for n in wanted:

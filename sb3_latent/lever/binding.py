@@ -22,9 +22,15 @@ if TYPE_CHECKING:
 
 #: online networks that own an extractor, and the online network each target network follows
 CONSUMERS: dict[str, str | None] = {
-    "critic": None, "actor": None, "q_net": None, "quantile_net": None,
-    "critic_target": "critic", "actor_target": "actor", "q_net_target": "q_net", "quantile_net_target": "quantile_net",
-}  # fmt: skip
+    "critic": None,
+    "actor": None,
+    "q_net": None,
+    "quantile_net": None,
+    "critic_target": "critic",
+    "actor_target": "actor",
+    "q_net_target": "q_net",
+    "quantile_net_target": "quantile_net",
+}
 
 
 class Binding:
@@ -36,11 +42,16 @@ class Binding:
         if not isinstance(space, spaces.Box) or not is_image_space(space, check_channels=False):
             raise TypeError(f"LeVERReplayBuffer needs image observations (C, H, W); {type(model).__name__} has {space}")
         self.model = model
-        found = {name: getattr(policy, name) for name in CONSUMERS
-                 if isinstance(getattr(getattr(policy, name, None), "features_extractor", None), nn.Module)}
+        found = {
+            name: getattr(policy, name)
+            for name in CONSUMERS
+            if isinstance(getattr(getattr(policy, name, None), "features_extractor", None), nn.Module)
+        }
         if not found:
-            raise TypeError(f"LeVER cannot work with {type(model).__name__}: its policy has none of the networks "
-                            f"{sorted(CONSUMERS)} with a features extractor (SAC, TD3, DQN, QRDQN, RAD, DrQ-v2 do)")
+            raise TypeError(
+                f"LeVER cannot work with {type(model).__name__}: its policy has none of the networks "
+                f"{sorted(CONSUMERS)} with a features extractor (SAC, TD3, DQN, QRDQN, RAD, DrQ-v2 do)"
+            )
         self.normalize = bool(getattr(policy, "normalize_images", True))
         # one slot per distinct frozen encoder among the online networks; targets read their online network's
         keys: dict[tuple[int, ...], int] = {}
@@ -105,8 +116,10 @@ class Binding:
         """Freeze the encoders: no gradient, no optimizer state; remember it in the model's buffer kwargs
         (a saved model reloads frozen)."""
         optimizers: list[torch.optim.Optimizer] = [
-            opt for m in [self.model.policy, *self.model.policy.modules()]
-            if isinstance(opt := getattr(m, "optimizer", None), torch.optim.Optimizer)]
+            opt
+            for m in [self.model.policy, *self.model.policy.modules()]
+            if isinstance(opt := getattr(m, "optimizer", None), torch.optim.Optimizer)
+        ]
         for p in self.frozen_params:
             p.requires_grad_(False)
             p.grad = None

@@ -89,8 +89,17 @@ class LeVERReplayBuffer(FrameStoreReplayBuffer):
                 n_frames = infer_n_frames(observation_space)
             except ValueError:
                 n_frames = 1  # no frame sharing, always exact
-        super().__init__(buffer_size, observation_space, action_space, device, n_envs, optimize_memory_usage,
-                         handle_timeout_termination, n_frames, validate)
+        super().__init__(
+            buffer_size,
+            observation_space,
+            action_space,
+            device,
+            n_envs,
+            optimize_memory_usage,
+            handle_timeout_termination,
+            n_frames,
+            validate,
+        )
         self.T_f_unit, self.freeze_mode, self.memory_budget = T_f_unit, freeze, memory_budget
         self.augment, self.augment_kwargs = augment, augment_kwargs
         self.capacity_before = self.buffer_size * n_envs
@@ -114,9 +123,11 @@ class LeVERReplayBuffer(FrameStoreReplayBuffer):
         binding = Binding(model, self)
         z_shape = self.z_next.shape[2::2] if self.z_next is not None else ()
         if self.frozen and (binding.n_slots, binding.latent_dim) != z_shape:
-            raise ValueError("this LeVER buffer's latents do not fit the model: it was saved from a model with other "
-                             f"encoders (latents N, L = {z_shape}, model: N={binding.n_slots}, "
-                             f"L={binding.latent_dim})")
+            raise ValueError(
+                "this LeVER buffer's latents do not fit the model: it was saved from a model with other "
+                f"encoders (latents N, L = {z_shape}, model: N={binding.n_slots}, "
+                f"L={binding.latent_dim})"
+            )
         self._binding = binding
         if not self.frozen:
             capacity = self._capacity_after()
@@ -124,11 +135,14 @@ class LeVERReplayBuffer(FrameStoreReplayBuffer):
                 need = self.capacity_before * self.bytes_per_latent_transition()
                 raise ValueError(
                     f"LeVER would shrink the buffer from {self.capacity_before} to {capacity} transitions: "
-                    + (f"memory_budget={self.memory_budget} bytes is smaller than the {need} bytes that the "
-                       f"{self.capacity_before} transitions stored before the freeze need as latents"
-                       if self.memory_budget else
-                       f"a latent (N={binding.n_slots} x K={self.K} x L={binding.latent_dim} floats) is larger than "
-                       f"an image ({self._image_bytes()} bytes); use freeze='fc', a smaller K or a memory_budget"))
+                    + (
+                        f"memory_budget={self.memory_budget} bytes is smaller than the {need} bytes that the "
+                        f"{self.capacity_before} transitions stored before the freeze need as latents"
+                        if self.memory_budget
+                        else f"a latent (N={binding.n_slots} x K={self.K} x L={binding.latent_dim} floats) is larger "
+                        f"than an image ({self._image_bytes()} bytes); use freeze='fc', a smaller K or a memory_budget"
+                    )
+                )
             if self.start_frozen:
                 self.freeze()
         else:
@@ -136,8 +150,10 @@ class LeVERReplayBuffer(FrameStoreReplayBuffer):
 
     def _require_bound(self) -> Binding:
         if self._binding is None:
-            raise RuntimeError("this LeVERReplayBuffer is not bound to a model (as after load_replay_buffer or load "
-                               "of a stock SB3 model): call sb3_latent.attach_lever(model) first")
+            raise RuntimeError(
+                "this LeVERReplayBuffer is not bound to a model (as after load_replay_buffer or load "
+                "of a stock SB3 model): call sb3_latent.attach_lever(model) first"
+            )
         return self._binding
 
     # --- sizes ----------------------------------------------------------------------------------
@@ -180,8 +196,10 @@ class LeVERReplayBuffer(FrameStoreReplayBuffer):
         n_live = self.buffer_size if self.full else self.pos
         capacity_total = self._capacity_after()
         if capacity_total < n_live * self.n_envs:
-            raise ValueError(f"memory_budget={self.memory_budget} bytes holds {capacity_total} latent transitions, "
-                             f"fewer than the {n_live * self.n_envs} already stored")
+            raise ValueError(
+                f"memory_budget={self.memory_budget} bytes holds {capacity_total} latent transitions, "
+                f"fewer than the {n_live * self.n_envs} already stored"
+            )
         cap = max(capacity_total // self.n_envs, 1)
         rows = (np.arange(n_live) + (self.pos if self.full else 0)) % self.buffer_size  # oldest first
         g_all = self._add_counts(rows)
@@ -230,8 +248,15 @@ class LeVERReplayBuffer(FrameStoreReplayBuffer):
 
     # --- adding ---------------------------------------------------------------------------------
 
-    def add(self, obs: np.ndarray, next_obs: np.ndarray, action: np.ndarray, reward: np.ndarray, done: np.ndarray,
-            infos: list[dict[str, Any]]) -> None:
+    def add(
+        self,
+        obs: np.ndarray,
+        next_obs: np.ndarray,
+        action: np.ndarray,
+        reward: np.ndarray,
+        done: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
         """As SB3's ``ReplayBuffer.add``; after the freeze the observations are encoded here (K copies)."""
         self._require_bound()
         self.n_env_steps += self.n_envs

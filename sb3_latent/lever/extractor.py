@@ -43,23 +43,33 @@ def split_extractor(fe: nn.Module, freeze: str = "fc") -> Split:
     if isinstance(fe, LeVERExtractor):
         return fe.split
     if isinstance(fe, PixelExtractor):
+
         def body(x: torch.Tensor) -> torch.Tensor:
             return fe.fuse(fe.encode(x)).flatten(1)
 
         conv = list(fe.encoder.parameters())
         if freeze == "fc":
-            return Split(body, fe.fc, lambda z: torch.tanh(fe.ln(z)), [*conv, *fe.fc.parameters()],
-                         fe.fc.out_features, id(fe.encoder))
+            return Split(
+                body,
+                fe.fc,
+                lambda z: torch.tanh(fe.ln(z)),
+                [*conv, *fe.fc.parameters()],
+                fe.fc.out_features,
+                id(fe.encoder),
+            )
         return Split(body, _identity, lambda z: torch.tanh(fe.ln(fe.fc(z))), conv, fe.fc.in_features, id(fe.encoder))
     if isinstance(fe, NatureCNN):
         fc = fe.linear[0]
         assert isinstance(fc, nn.Linear)
         if freeze == "fc":
-            return Split(fe.cnn, fc, fe.linear[1:], [*fe.cnn.parameters(), *fc.parameters()], fc.out_features,
-                         id(fe.cnn))
+            return Split(
+                fe.cnn, fc, fe.linear[1:], [*fe.cnn.parameters(), *fc.parameters()], fc.out_features, id(fe.cnn)
+            )
         return Split(fe.cnn, _identity, fe.linear, list(fe.cnn.parameters()), fc.in_features, id(fe.cnn))
-    raise TypeError(f"LeVER cannot split a {type(fe).__name__}: it freezes SB3's NatureCNN and the sb3-latent pixel "
-                    "extractors (Flare, latent stack, pixel flow, DrQ-v2/RAD encoders); use one of them")
+    raise TypeError(
+        f"LeVER cannot split a {type(fe).__name__}: it freezes SB3's NatureCNN and the sb3-latent pixel "
+        "extractors (Flare, latent stack, pixel flow, DrQ-v2/RAD encoders); use one of them"
+    )
 
 
 class LeVERExtractor(BaseFeaturesExtractor):

@@ -19,8 +19,14 @@ import importlib
 from typing import Any
 
 #: the public names, imported when first used (so that ``sb3-latent`` can say which extra is missing)
-_EXPORTS = {"load_zoo_config": "config", "shipped": "config", "ZooEntry": "entry", "build_from_config": "entry",
-            "check_entry": "entry", "make_env": "entry"}
+_EXPORTS = {
+    "load_zoo_config": "config",
+    "shipped": "config",
+    "ZooEntry": "entry",
+    "build_from_config": "entry",
+    "check_entry": "entry",
+    "make_env": "entry",
+}
 __all__ = sorted(_EXPORTS)
 
 

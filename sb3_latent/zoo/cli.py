@@ -23,19 +23,37 @@ from typing import Any
 from sb3_latent.zoo.commands import UsageError, cmd_bench, cmd_enjoy, cmd_list, cmd_plot, cmd_train, cmd_tune
 
 #: optional dependencies, by the extra of sb3-latent that installs them
-EXTRAS = {"rl_zoo3": "zoo", "yaml": "zoo", "pandas": "zoo", "optuna": "tune", "optuna_dashboard": "tune",
-          "psycopg": "tune", "psycopg2": "tune", "sqlalchemy": "tune", "dm_control": "dmc", "shimmy": "dmc",
-          "mujoco": "dmc"}
+EXTRAS = {
+    "rl_zoo3": "zoo",
+    "yaml": "zoo",
+    "pandas": "zoo",
+    "optuna": "tune",
+    "optuna_dashboard": "tune",
+    "psycopg": "tune",
+    "psycopg2": "tune",
+    "sqlalchemy": "tune",
+    "dm_control": "dmc",
+    "shimmy": "dmc",
+    "mujoco": "dmc",
+}
 
 
 def _add_common(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--algo", required=required, help="rad, drqv2, a plugin's (sb3-latent list), sac, td3, ...")
     p.add_argument("--env", required=required, help="gymnasium id, e.g. sb3_latent/cartpole-swingup-pixels-v0")
-    p.add_argument("-c", "--conf", default=None,
-                   help="zoo YAML file, or the name of a shipped one (rad_flare); default: the shipped ALGO.yml")
-    p.add_argument("--hyperparams", "-params", nargs="+", metavar="KEY:VALUE",
-                   help="set entries, e.g. learning_rate:0.001 policy_kwargs.net_arch:[64,64] (dots reach into "
-                        "mappings)")
+    p.add_argument(
+        "-c",
+        "--conf",
+        default=None,
+        help="zoo YAML file, or the name of a shipped one (rad_flare); default: the shipped ALGO.yml",
+    )
+    p.add_argument(
+        "--hyperparams",
+        "-params",
+        nargs="+",
+        metavar="KEY:VALUE",
+        help="set entries, e.g. learning_rate:0.001 policy_kwargs.net_arch:[64,64] (dots reach into mappings)",
+    )
     p.add_argument("--env-kwargs", nargs="+", metavar="KEY:VALUE", help="set env_kwargs entries, e.g. size:64")
     p.add_argument("--device", default="auto", help="torch device (auto: a GPU when there is one)")
     p.add_argument("--num-threads", type=int, default=-1, help="torch threads (-1: torch's default)")
@@ -44,15 +62,20 @@ def _add_common(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 def make_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sb3-latent``."""
-    parser = argparse.ArgumentParser(prog="sb3-latent", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="sb3-latent", description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train one run from a zoo config (or resume one)")
     _add_common(p, required=False)
-    p.add_argument("--resume", default=None, metavar="RUN_FOLDER",
-                   help="continue a run in its folder: its newest model, replay buffer (when saved), step count, "
-                        "evaluations and TensorBoard run; -n sets a new total budget")
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_FOLDER",
+        help="continue a run in its folder: its newest model, replay buffer (when saved), step count, "
+        "evaluations and TensorBoard run; -n sets a new total budget",
+    )
     p.add_argument("-n", "--n-timesteps", type=int, default=None, help="replace the entry's n_timesteps")
     p.add_argument("--seed", type=int, default=-1, help="seed (-1: a random one, saved in args.yml)")
     p.add_argument("-f", "--log-folder", default="logs", help="runs go to LOG_FOLDER/ALGO/ENV_N")
@@ -93,9 +116,12 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tune", help="one Optuna worker of a (shared) study")
     _add_common(p)
     p.add_argument("--spec", default=None, help="study spec file, or the name of a shipped one (default: ALGO)")
-    p.add_argument("--storage", default=None,
-                   help="Optuna storage: postgresql://user@host:port/db, sqlite:///file.db, a journal file *.log "
-                        "(default: sqlite in the run folder)")
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="Optuna storage: postgresql://user@host:port/db, sqlite:///file.db, a journal file *.log "
+        "(default: sqlite in the run folder)",
+    )
     p.add_argument("--study-name", default=None, help="the same for every worker (default ALGO-ENV)")
     p.add_argument("--n-trials", type=int, default=None, help="trials for this worker")
     p.add_argument("--max-total-trials", type=int, default=None, help="finished trials for the whole study")
@@ -105,8 +131,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-pruning", action="store_true", help="run every trial to the end")
     p.add_argument("--seed", type=int, default=None, help="sampler seed (give each worker its own)")
     p.add_argument("--heartbeat", type=int, default=30, help="seconds between heartbeats of a running trial")
-    p.add_argument("--grace-period", type=int, default=None,
-                   help="seconds without heartbeat before a running trial is failed (default 2 heartbeats)")
+    p.add_argument(
+        "--grace-period",
+        type=int,
+        default=None,
+        help="seconds without heartbeat before a running trial is failed (default 2 heartbeats)",
+    )
     p.add_argument("-v", "--verbose", type=int, default=0)
     p.set_defaults(func=cmd_tune)
 
@@ -134,8 +164,11 @@ def main(argv: Sequence[str] | None = None) -> Any:
         extra = EXTRAS.get((e.name or "").split(".")[0])
         if extra is None:
             raise
-        print(f"sb3-latent {args.command}: error: this needs {e.name!r}, an optional dependency: "
-              f"pip install 'sb3-latent[{extra}]'", file=sys.stderr)
+        print(
+            f"sb3-latent {args.command}: error: this needs {e.name!r}, an optional dependency: "
+            f"pip install 'sb3-latent[{extra}]'",
+            file=sys.stderr,
+        )
         raise SystemExit(2) from None
     if argv is None:  # the console script: `sys.exit(main())` must see an exit status, not a result
         raise SystemExit(result if isinstance(result, int) else 0)

@@ -31,8 +31,10 @@ def overrides_of(args: argparse.Namespace) -> dict[str, Any]:
     from sb3_latent.zoo.config import parse_key_values
 
     try:
-        return {**parse_key_values(args.hyperparams, "--hyperparams"),
-                **parse_key_values(args.env_kwargs, "--env-kwargs", prefix="env_kwargs.")}
+        return {
+            **parse_key_values(args.hyperparams, "--hyperparams"),
+            **parse_key_values(args.env_kwargs, "--env-kwargs", prefix="env_kwargs."),
+        }
     except ValueError as e:
         raise UsageError(str(e)) from e
 
@@ -53,8 +55,9 @@ def _check_env(env_id: str) -> None:
     if env_id not in gym.registry:
         close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise UsageError(f"--env {env_id!r} is not a registered gymnasium id{hint} (other packages' envs: "
-                         "--gym-packages PKG)")
+        raise UsageError(
+            f"--env {env_id!r} is not a registered gymnasium id{hint} (other packages' envs: --gym-packages PKG)"
+        )
 
 
 def _env_name(env_id: str) -> str:
@@ -78,7 +81,7 @@ def _read_run_args(run: Path) -> dict[str, Any]:
         return dict(loader.construct_sequence(node, deep=True)[0])
 
     Loader.add_constructor("tag:yaml.org,2002:python/object/apply:collections.OrderedDict", ordered_dict)
-    data = yaml.load(found[0].read_text(), Loader=Loader) or {}  # noqa: S506 - a SafeLoader
+    data = yaml.load(found[0].read_text(), Loader=Loader) or {}
     return data if isinstance(data, dict) else {}
 
 
@@ -87,8 +90,18 @@ def _resume_args(args: argparse.Namespace) -> Path:
     config); what the user gives again wins. Returns the run folder."""
     run = Path(args.resume)
     saved = _read_run_args(run)
-    for key in ("algo", "env", "seed", "eval_freq", "eval_episodes", "save_freq", "save_replay_buffer", "vec_env",
-                "no_tensorboard", "gym_packages"):
+    for key in (
+        "algo",
+        "env",
+        "seed",
+        "eval_freq",
+        "eval_episodes",
+        "save_freq",
+        "save_replay_buffer",
+        "vec_env",
+        "no_tensorboard",
+        "gym_packages",
+    ):
         if key in saved and getattr(args, key) == args.defaults.get(key):
             setattr(args, key, saved[key])
     if args.algo is None or args.env is None:
@@ -122,10 +135,20 @@ def cmd_train(args: argparse.Namespace) -> Path:
     # args.yml as rl_zoo3's enjoy reads it: env_kwargs the env was built with, overrides parsed (never strings)
     saved.env_kwargs, saved.hyperparams = dict(entry.env_kwargs), overrides
     manager = make_experiment(
-        entry, args.algo, args=saved, resume=run, log_folder=args.log_folder,
-        tensorboard_log="" if args.no_tensorboard else "auto", eval_freq=args.eval_freq,
-        n_eval_episodes=args.eval_episodes, save_freq=args.save_freq, seed=args.seed, device=args.device,
-        verbose=args.verbose, show_progress=args.progress, vec_env_type=args.vec_env,
+        entry,
+        args.algo,
+        args=saved,
+        resume=run,
+        log_folder=args.log_folder,
+        tensorboard_log="" if args.no_tensorboard else "auto",
+        eval_freq=args.eval_freq,
+        n_eval_episodes=args.eval_episodes,
+        save_freq=args.save_freq,
+        seed=args.seed,
+        device=args.device,
+        verbose=args.verbose,
+        show_progress=args.progress,
+        vec_env_type=args.vec_env,
         save_replay_buffer=args.save_replay_buffer,
     )
     try:
@@ -259,8 +282,12 @@ def cmd_plot(args: argparse.Namespace) -> dict[str, Any]:
         mean, std = values.mean(0), values.std(0)
         ax.plot(steps, mean, label=f"{label} ({len(curves)} run{'s' * (len(curves) > 1)})")
         ax.fill_between(steps, mean - std, mean + std, alpha=0.25)
-        summary[label] = {"runs": len(curves), "final_mean": float(mean[-1]), "final_std": float(std[-1]),
-                          "steps": int(steps[-1])}
+        summary[label] = {
+            "runs": len(curves),
+            "final_mean": float(mean[-1]),
+            "final_std": float(std[-1]),
+            "steps": int(steps[-1]),
+        }
         print(f"{label}: {len(curves)} run(s), return at {int(steps[-1])} steps {mean[-1]:.2f} ± {std[-1]:.2f}")
     ax.set_xlabel("agent steps")
     ax.set_ylabel("evaluation return (mean ± std over runs)")
@@ -295,8 +322,10 @@ def cmd_list(args: argparse.Namespace) -> list[dict[str, str]]:
     if args.kind in (None, "algorithms"):
         from sb3_latent.zoo.manager import stock_algorithms
 
-        print("stock algorithms (stable-baselines3 / sb3-contrib, through rl_zoo3): "
-              + ", ".join(sorted(stock_algorithms())))
+        print(
+            "stock algorithms (stable-baselines3 / sb3-contrib, through rl_zoo3): "
+            + ", ".join(sorted(stock_algorithms()))
+        )
     return rows
 
 
@@ -329,11 +358,24 @@ def cmd_tune(args: argparse.Namespace) -> Any:
     if args.n_timesteps:
         spec.budget["n_timesteps"] = args.n_timesteps
     try:
-        study = run_worker(spec, args.algo, args.env, storage=args.storage, study_name=study_name,
-                           n_trials=args.n_trials, max_total_trials=args.max_total_trials, out=out, config=args.conf,
-                           overrides=overrides_of(args), pruning=not args.no_pruning, seed=args.seed,
-                           device=args.device, heartbeat_interval=args.heartbeat, grace_period=args.grace_period,
-                           verbose=args.verbose)
+        study = run_worker(
+            spec,
+            args.algo,
+            args.env,
+            storage=args.storage,
+            study_name=study_name,
+            n_trials=args.n_trials,
+            max_total_trials=args.max_total_trials,
+            out=out,
+            config=args.conf,
+            overrides=overrides_of(args),
+            pruning=not args.no_pruning,
+            seed=args.seed,
+            device=args.device,
+            heartbeat_interval=args.heartbeat,
+            grace_period=args.grace_period,
+            verbose=args.verbose,
+        )
     except (ValueError, TypeError, ImportError) as e:  # raised before the first trial (trials' own are recorded)
         raise UsageError(str(e)) from e
     except TuningFailed as e:

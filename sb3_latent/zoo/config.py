@@ -85,11 +85,14 @@ def load_zoo_config(path: str | Path, env_id: str) -> dict[str, Any]:
     data = read_yaml_mapping(path, "zoo config", "must map env ids to hyperparameters")
     entry = data.get(env_id, data.get("default"))
     if entry is None:
-        raise ValueError(f"{env_id!r} is not in {str(path)!r} (and it has no 'default' entry); it has: "
-                         f"{', '.join(sorted(map(str, data)))}")
+        raise ValueError(
+            f"{env_id!r} is not in {str(path)!r} (and it has no 'default' entry); it has: "
+            f"{', '.join(sorted(map(str, data)))}"
+        )
     if not isinstance(entry, dict):
-        raise ValueError(f"{str(path)!r}: the entry for {env_id!r} must be a mapping of hyperparameters, "
-                         f"got {type(entry).__name__}")
+        raise ValueError(
+            f"{str(path)!r}: the entry for {env_id!r} must be a mapping of hyperparameters, got {type(entry).__name__}"
+        )
     return copy.deepcopy(entry)
 
 

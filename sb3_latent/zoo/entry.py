@@ -31,24 +31,63 @@ from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
 from sb3_latent.zoo.config import import_object, resolve_name
 
 #: rl-zoo's own keys: what the launcher does with them, not constructor arguments.
-ZOO_KEYS = {"n_timesteps", "policy", "policy_kwargs", "env_wrapper", "frame_stack", "n_envs", "normalize",
-            "callback", "env_kwargs", "noise_type", "noise_std", "monitor_kwargs"}
+ZOO_KEYS = {
+    "n_timesteps",
+    "policy",
+    "policy_kwargs",
+    "env_wrapper",
+    "frame_stack",
+    "n_envs",
+    "normalize",
+    "callback",
+    "env_kwargs",
+    "noise_type",
+    "noise_std",
+    "monitor_kwargs",
+}
 #: sb3-latent's keys.
 OWN_KEYS = {"extractor", "extractor_kwargs", "augment", "augment_kwargs", "lever"}
 #: keys whose value must be a mapping
-MAPPING_KEYS = ("policy_kwargs", "replay_buffer_kwargs", "env_kwargs", "extractor_kwargs", "augment_kwargs",
-                "monitor_kwargs")
-_ACTIVATIONS = {"relu": "torch.nn:ReLU", "tanh": "torch.nn:Tanh", "elu": "torch.nn:ELU", "gelu": "torch.nn:GELU",
-                "leaky_relu": "torch.nn:LeakyReLU", "silu": "torch.nn:SiLU"}
-_OPTIMIZERS = {"adam": "torch.optim:Adam", "adamw": "torch.optim:AdamW", "sgd": "torch.optim:SGD",
-               "rmsprop": "torch.optim:RMSprop"}
+MAPPING_KEYS = (
+    "policy_kwargs",
+    "replay_buffer_kwargs",
+    "env_kwargs",
+    "extractor_kwargs",
+    "augment_kwargs",
+    "monitor_kwargs",
+)
+_ACTIVATIONS = {
+    "relu": "torch.nn:ReLU",
+    "tanh": "torch.nn:Tanh",
+    "elu": "torch.nn:ELU",
+    "gelu": "torch.nn:GELU",
+    "leaky_relu": "torch.nn:LeakyReLU",
+    "silu": "torch.nn:SiLU",
+}
+_OPTIMIZERS = {
+    "adam": "torch.optim:Adam",
+    "adamw": "torch.optim:AdamW",
+    "sgd": "torch.optim:SGD",
+    "rmsprop": "torch.optim:RMSprop",
+}
 #: ``policy_kwargs`` entries that name a class: (registry kind, short names)
 _CLASS_KWARGS: dict[str, tuple[str | None, dict[str, str]]] = {
-    "features_extractor_class": ("extractors", {}), "optimizer_class": (None, _OPTIMIZERS),
-    "activation_fn": (None, _ACTIVATIONS)}
+    "features_extractor_class": ("extractors", {}),
+    "optimizer_class": (None, _OPTIMIZERS),
+    "activation_fn": (None, _ACTIVATIONS),
+}
 #: arguments the launcher (not the entry) gives: never reported as missing or unknown
-_GIVEN = {"self", "env", "_init_setup_model", "observation_space", "action_space", "lr_schedule", "buffer_size",
-          "device", "n_envs"}
+_GIVEN = {
+    "self",
+    "env",
+    "_init_setup_model",
+    "observation_space",
+    "action_space",
+    "lr_schedule",
+    "buffer_size",
+    "device",
+    "n_envs",
+}
 #: keyword arguments of ``gym.make`` itself (rl_zoo3 builds envs with ``spec.make(**env_kwargs)``)
 _GYM_MAKE_KWARGS = {"max_episode_steps", "disable_env_checker"}
 
@@ -57,7 +96,7 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _type_ok(value: Any, annotation: Any) -> bool:  # noqa: C901 - one case per kind of annotation
+def _type_ok(value: Any, annotation: Any) -> bool:
     """Whether a YAML value fits a constructor annotation (unknown annotations accept anything)."""
     if annotation is inspect.Parameter.empty or annotation is Any:
         return True
@@ -90,8 +129,10 @@ def init_params(target: Any) -> tuple[dict[str, inspect.Parameter], bool]:
     or of a function, and whether it still takes any keyword (``**kwargs`` that nothing explains)."""
     if not isinstance(target, type):
         params = inspect.signature(target).parameters
-        return ({k: p for k, p in params.items() if p.kind is not p.VAR_KEYWORD},
-                any(p.kind is p.VAR_KEYWORD for p in params.values()))
+        return (
+            {k: p for k, p in params.items() if p.kind is not p.VAR_KEYWORD},
+            any(p.kind is p.VAR_KEYWORD for p in params.values()),
+        )
     out: dict[str, inspect.Parameter] = {}
     for cls in target.__mro__:
         if "__init__" not in vars(cls) or cls is object:
@@ -122,7 +163,7 @@ def _hints(target: Any, names: set[str]) -> dict[str, Any]:
             one.__annotations__ = {name: params[name].annotation}
             try:
                 out.update(typing.get_type_hints(one, globalns=vars(module) if module else {}))
-            except Exception:  # noqa: BLE001, S112 - left unchecked
+            except Exception:
                 continue
     return out
 
@@ -211,12 +252,16 @@ class _Checker:
         if unknown and not open_ended:
             close = [m for k in unknown for m in difflib.get_close_matches(k, known, n=1)]
             hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
-            raise ValueError(f"{self.where}: {key!r}: unknown argument(s) {', '.join(map(repr, unknown))} for "
-                             f"{name}{hint}; it takes {', '.join(sorted(known))}")
+            raise ValueError(
+                f"{self.where}: {key!r}: unknown argument(s) {', '.join(map(repr, unknown))} for "
+                f"{name}{hint}; it takes {', '.join(sorted(known))}"
+            )
         for arg, hint in _hints(target, set(kwargs) & known).items():
             if not _type_ok(kwargs[arg], hint):
-                raise TypeError(f"{self.where}: '{key}.{arg}' must be of type "
-                                f"{getattr(hint, '__name__', None) or hint}, got {kwargs[arg]!r}")
+                raise TypeError(
+                    f"{self.where}: '{key}.{arg}' must be of type "
+                    f"{getattr(hint, '__name__', None) or hint}, got {kwargs[arg]!r}"
+                )
 
     def default_of(self, target: Any, name: str) -> Any:
         param = init_params(target)[0].get(name)
@@ -230,9 +275,11 @@ class _Checker:
         if unknown:
             close = [m for k in unknown for m in difflib.get_close_matches(k, allowed | ZOO_KEYS | OWN_KEYS, n=1)]
             hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
-            raise ValueError(f"{self.source}: unknown key(s) {', '.join(map(repr, unknown))} for {self.algo.__name__} "
-                             f"under {self.env_id!r}{hint}; expected rl-zoo keys {sorted(ZOO_KEYS)}, ours "
-                             f"{sorted(OWN_KEYS)} or arguments of {self.algo.__name__}")
+            raise ValueError(
+                f"{self.source}: unknown key(s) {', '.join(map(repr, unknown))} for {self.algo.__name__} "
+                f"under {self.env_id!r}{hint}; expected rl-zoo keys {sorted(ZOO_KEYS)}, ours "
+                f"{sorted(OWN_KEYS)} or arguments of {self.algo.__name__}"
+            )
         for key in MAPPING_KEYS:
             if self.entry.get(key) is not None:
                 self.need(key, isinstance(self.entry[key], dict), "a mapping (strings are never evaluated)")
@@ -247,19 +294,26 @@ class _Checker:
             if key in c:
                 self.need(key, _is_int(c[key]) and c[key] >= 1, "an integer >= 1")
         v = c.get("n_timesteps", 0)
-        self.need("n_timesteps", isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
-                  and float(v) == int(v), "a non-negative whole number")
+        self.need(
+            "n_timesteps",
+            isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 and float(v) == int(v),
+            "a non-negative whole number",
+        )
         out.n_timesteps, out.n_envs = int(c.pop("n_timesteps", 0)), int(c.pop("n_envs", 1))
         out.frame_stack = c.pop("frame_stack", None)
         norm = c.pop("normalize", None)
-        self.need("normalize", isinstance(norm, bool | dict | None),
-                  "true/false or a mapping of VecNormalize arguments (strings are never evaluated)")
+        self.need(
+            "normalize",
+            isinstance(norm, bool | dict | None),
+            "true/false or a mapping of VecNormalize arguments (strings are never evaluated)",
+        )
         out.normalize = (dict(norm) if isinstance(norm, dict) else {}) if norm else None
         if "noise_std" in c:
             self.need("noise_std", isinstance(c["noise_std"], int | float), "a number")
         if "noise_type" in c:
-            self.need("noise_type", c["noise_type"] in ("normal", "ornstein-uhlenbeck"),
-                      "'normal' or 'ornstein-uhlenbeck'")
+            self.need(
+                "noise_type", c["noise_type"] in ("normal", "ornstein-uhlenbeck"), "'normal' or 'ornstein-uhlenbeck'"
+            )
         for key in ("noise_type", "noise_std", "monitor_kwargs"):
             c.pop(key, None)
         for key in ("env_wrapper", "callback"):
@@ -281,8 +335,13 @@ class _Checker:
             return
         creator = spec.entry_point if callable(spec.entry_point) else import_object(spec.entry_point, "env")
         fixed = set(spec.kwargs)  # what the id sets (a DMC id's domain and task)
-        self.arguments("env_kwargs", {k: v for k, v in kwargs.items() if k not in _GYM_MAKE_KWARGS}, creator,
-                       f"the env {self.env_id!r}", skip=fixed | {"self"})
+        self.arguments(
+            "env_kwargs",
+            {k: v for k, v in kwargs.items() if k not in _GYM_MAKE_KWARGS},
+            creator,
+            f"the env {self.env_id!r}",
+            skip=fixed | {"self"},
+        )
 
     def dotted_spec(self, key: str, value: Any) -> None:
         """rl-zoo's ``env_wrapper``/``callback`` forms: a dotted name, a ``{name: kwargs}`` mapping, or a
@@ -293,8 +352,10 @@ class _Checker:
             elif isinstance(item, dict) and len(item) == 1 and isinstance(next(iter(item.values())), dict | None):
                 name = next(iter(item))
             else:
-                raise TypeError(f"{self.where}: {key!r} must be a dotted class name, a {{name: kwargs}} mapping "
-                                f"or a list of them, got {item!r}")
+                raise TypeError(
+                    f"{self.where}: {key!r} must be a dotted class name, a {{name: kwargs}} mapping "
+                    f"or a list of them, got {item!r}"
+                )
             try:
                 import_object(name.replace(":", "."), key)
             except ValueError as e:
@@ -307,8 +368,10 @@ class _Checker:
         if "." in policy or ":" in policy:
             return self.resolve("policy", policy, None, "policy class")
         if policy not in aliases:
-            raise ValueError(f"{self.where}: 'policy': {self.algo.__name__} has no policy {policy!r}; it has "
-                             f"{sorted(aliases)} (or give a dotted path to a policy class)")
+            raise ValueError(
+                f"{self.where}: 'policy': {self.algo.__name__} has no policy {policy!r}; it has "
+                f"{sorted(aliases)} (or give a dotted path to a policy class)"
+            )
         return aliases[policy]
 
     def policy_kwargs(self, policy_class: Any) -> dict[str, Any]:
@@ -337,8 +400,10 @@ class _Checker:
     def augment(self) -> None:
         for key in ("augment", "augment_kwargs"):
             if key in self.config and key not in self.params:
-                raise ValueError(f"{self.where}: {key!r}: {self.algo.__name__} does not augment its batches; use an "
-                                 "algorithm that does (rad, drqv2, or a plugin's)")
+                raise ValueError(
+                    f"{self.where}: {key!r}: {self.algo.__name__} does not augment its batches; use an "
+                    "algorithm that does (rad, drqv2, or a plugin's)"
+                )
         name = self.config.get("augment", self.default_of(self.algo, "augment"))
         if isinstance(name, str):
             cls = self.resolve("augment", name, "augmentations", "augmentation")
@@ -357,8 +422,9 @@ class _Checker:
             hyper["replay_buffer_kwargs"] = dict(self.config.pop("replay_buffer_kwargs") or {})
         lever = self.config.pop("lever", None)
         if lever is not None and lever is not False:
-            self.need("lever", lever is True or isinstance(lever, dict), "true or a mapping of LeVERReplayBuffer "
-                      "arguments")
+            self.need(
+                "lever", lever is True or isinstance(lever, dict), "true or a mapping of LeVERReplayBuffer arguments"
+            )
             lever = {} if lever is True else dict(lever)
             if "replay_buffer_class" not in self.params:
                 raise ValueError(f"{self.where}: 'lever': {self.algo.__name__} has no replay buffer")
@@ -431,8 +497,14 @@ def make_env(entry: ZooEntry, n_envs: int | None = None, seed: int | None = None
     if entry.env_id not in gym.registry:
         import sb3_latent.envs  # noqa: F401  (registers our ids)
     wrapper = get_wrapper_class({"env_wrapper": entry.env_wrapper}) if entry.env_wrapper else None
-    env = make_vec_env(entry.env_id, n_envs=n_envs or entry.n_envs, seed=seed, env_kwargs=entry.env_kwargs,
-                       wrapper_class=wrapper, **make_kwargs)
+    env = make_vec_env(
+        entry.env_id,
+        n_envs=n_envs or entry.n_envs,
+        seed=seed,
+        env_kwargs=entry.env_kwargs,
+        wrapper_class=wrapper,
+        **make_kwargs,
+    )
     if entry.frame_stack is not None:
         env = VecFrameStack(env, entry.frame_stack)
     return env

@@ -75,8 +75,9 @@ def spec_sampler(spec_path: Any, algo: str, env_id: str, base: dict[str, Any], s
     spec = StudySpec.load(spec_path)
     env_keys = sorted(k for k in spec.search_space if k.split(".")[0] in ("env_kwargs", "n_envs", "frame_stack"))
     if env_keys:
-        raise SystemExit(f"{spec.path}: rl_zoo3's -optimize cannot tune env settings ({', '.join(env_keys)}); "
-                         "use `sb3-latent tune`")
+        raise SystemExit(
+            f"{spec.path}: rl_zoo3's -optimize cannot tune env settings ({', '.join(env_keys)}); use `sb3-latent tune`"
+        )
     cls = resolve_algo(algo)
     where = f"{spec.path} + {source}"
     base_args = check_entry(cls, env_id, base, source).hyperparams
@@ -112,8 +113,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     spec = _pop(args, "--spec")
     algo, env_id = _value(args, "--algo"), _value(args, "--env")
-    env_items = _pop_values(args, "--env-kwargs") if "-conf" in args or "--conf-file" in args or (
-        algo is not None and algo in shipped("zoo config")) else None
+    env_items = (
+        _pop_values(args, "--env-kwargs")
+        if "-conf" in args or "--conf-file" in args or (algo is not None and algo in shipped("zoo config"))
+        else None
+    )
     try:
         env_overrides = parse_key_values(env_items, "--env-kwargs", prefix="env_kwargs.")
         cls = resolve_algo(algo) if algo is not None else None
@@ -130,13 +134,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"zoo config: {path}")
             data = read_yaml_mapping(path, "zoo config", "must map env ids to hyperparameters")
             converted = {}
-            data = {key: with_values(entry, env_overrides) if isinstance(entry, dict) else entry
-                    for key, entry in data.items()}
+            data = {
+                key: with_values(entry, env_overrides) if isinstance(entry, dict) else entry
+                for key, entry in data.items()
+            }
             for key, entry in data.items():
                 checked = check_entry(cls, key, entry, str(path))
                 if checked.lever is not None:
-                    raise SystemExit(f"{path} [{key}]: 'lever' on {cls.__name__} needs attach_lever; "
-                                     "use `sb3-latent train`")
+                    raise SystemExit(
+                        f"{path} [{key}]: 'lever' on {cls.__name__} needs attach_lever; use `sb3-latent train`"
+                    )
                 converted[key] = checked.zoo_hyperparams()
             module.hyperparams.clear()
             module.hyperparams.update(converted)

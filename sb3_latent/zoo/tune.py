@@ -46,10 +46,14 @@ from sb3_latent.zoo.entry import ZooEntry, check_entry
 class TuningFailed(RuntimeError):
     """Every trial this worker ran failed (the message says why, grouped by reason)."""
 
+
 SPEC_KEYS = {"algo", "config", "fixed", "budget", "sampler", "pruner", "search_space", "direction"}
 BUDGET_KEYS = {"n_timesteps", "n_evaluations", "n_eval_episodes"}
-PARAM_TYPES = {"float": {"low", "high", "log", "step"}, "int": {"low", "high", "log", "step"},
-               "categorical": {"choices"}}
+PARAM_TYPES = {
+    "float": {"low", "high", "log", "step"},
+    "int": {"low", "high", "log", "step"},
+    "categorical": {"choices"},
+}
 #: states that count towards ``max_total_trials`` (failed trials do not)
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -103,39 +107,23 @@ class StudySpec:
                 raise ValueError(f"{src}: {key!r} must be a mapping")
         bad = sorted(set(self.budget) - BUDGET_KEYS)
         if bad:
-            raise ValueError(f"{src}: unknown budget key(s) {', '.join(map(repr, bad))}; "
-                             f"expected {sorted(BUDGET_KEYS)}")
+            raise ValueError(
+                f"{src}: unknown budget key(s) {', '.join(map(repr, bad))}; expected {sorted(BUDGET_KEYS)}"
+            )
         for key, value in self.budget.items():
             check_int(f"{src}: budget {key!r}", value, 1)
         if self.sampler.get("name", "tpe") not in ("tpe", "random"):
             raise ValueError(f"{src}: sampler name must be 'tpe' or 'random', got {self.sampler.get('name')!r}")
         if self.pruner.get("name", "median") not in ("median", "halving", "none"):
-            raise ValueError(f"{src}: pruner name must be 'median', 'halving' or 'none', "
-                             f"got {self.pruner.get('name')!r}")
+            raise ValueError(
+                f"{src}: pruner name must be 'median', 'halving' or 'none', got {self.pruner.get('name')!r}"
+            )
         if self.direction not in ("maximize", "minimize"):
             raise ValueError(f"{src}: direction must be 'maximize' or 'minimize', got {self.direction!r}")
         if not self.search_space:
             raise ValueError(f"{src}: 'search_space' is empty")
         for name, p in self.search_space.items():
-            if not isinstance(p, dict) or p.get("type") not in PARAM_TYPES:
-                raise ValueError(f"{src}: search_space {name!r} needs 'type' in {sorted(PARAM_TYPES)}, got {p!r}")
-            extra = sorted(set(p) - {"type"} - PARAM_TYPES[p["type"]])
-            if extra:
-                raise ValueError(f"{src}: search_space {name!r}: unknown field(s) {', '.join(map(repr, extra))}")
-            if p["type"] == "categorical":
-                choices = p.get("choices")
-                if not isinstance(choices, list | dict) or not choices:
-                    raise ValueError(f"{src}: search_space {name!r}: 'choices' must be a non-empty list, or a "
-                                     "mapping of labels to values")
-                if isinstance(choices, list) and not all(c is None or isinstance(c, bool | int | float | str)
-                                                         for c in choices):
-                    raise ValueError(f"{src}: search_space {name!r}: list choices must be numbers, strings or "
-                                     "booleans; label other values with a mapping {label: value}")
-            elif not all(isinstance(p.get(k), int | float) for k in ("low", "high")) or p["low"] > p["high"]:
-                raise ValueError(f"{src}: search_space {name!r}: needs numbers low <= high, got {p!r}")
-            elif p.get("log") and p["low"] <= 0:
-                raise ValueError(f"{src}: search_space {name!r}: 'log: true' needs low > 0 (a log scale has no "
-                                 f"0), got low={p['low']!r}")
+            _check_param(src, name, p)
 
     # --- sampling --------------------------------------------------------------------------
 
@@ -151,11 +139,13 @@ class StudySpec:
                 else:
                     out[name] = trial.suggest_categorical(name, choices)
             elif p["type"] == "float":
-                out[name] = trial.suggest_float(name, float(p["low"]), float(p["high"]), log=bool(p.get("log")),
-                                                step=p.get("step"))
+                out[name] = trial.suggest_float(
+                    name, float(p["low"]), float(p["high"]), log=bool(p.get("log")), step=p.get("step")
+                )
             else:
-                out[name] = trial.suggest_int(name, int(p["low"]), int(p["high"]), log=bool(p.get("log")),
-                                              step=int(p.get("step", 1)))
+                out[name] = trial.suggest_int(
+                    name, int(p["low"]), int(p["high"]), log=bool(p.get("log")), step=int(p.get("step", 1))
+                )
         return out
 
     def values(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -201,8 +191,35 @@ class StudySpec:
         return optuna.pruners.NopPruner()
 
 
-def make_storage(storage: str | None, out: Path, heartbeat_interval: int = 30,
-                 grace_period: int | None = None) -> optuna.storages.BaseStorage:
+def _check_param(src: str, name: str, p: Any) -> None:
+    """One search-space entry: a known type, its fields, valid choices or bounds."""
+    if not isinstance(p, dict) or p.get("type") not in PARAM_TYPES:
+        raise ValueError(f"{src}: search_space {name!r} needs 'type' in {sorted(PARAM_TYPES)}, got {p!r}")
+    extra = sorted(set(p) - {"type"} - PARAM_TYPES[p["type"]])
+    if extra:
+        raise ValueError(f"{src}: search_space {name!r}: unknown field(s) {', '.join(map(repr, extra))}")
+    if p["type"] == "categorical":
+        choices = p.get("choices")
+        if not isinstance(choices, list | dict) or not choices:
+            raise ValueError(
+                f"{src}: search_space {name!r}: 'choices' must be a non-empty list, or a mapping of labels to values"
+            )
+        if isinstance(choices, list) and not all(c is None or isinstance(c, bool | int | float | str) for c in choices):
+            raise ValueError(
+                f"{src}: search_space {name!r}: list choices must be numbers, strings or "
+                "booleans; label other values with a mapping {label: value}"
+            )
+    elif not all(isinstance(p.get(k), int | float) for k in ("low", "high")) or p["low"] > p["high"]:
+        raise ValueError(f"{src}: search_space {name!r}: needs numbers low <= high, got {p!r}")
+    elif p.get("log") and p["low"] <= 0:
+        raise ValueError(
+            f"{src}: search_space {name!r}: 'log: true' needs low > 0 (a log scale has no 0), got low={p['low']!r}"
+        )
+
+
+def make_storage(
+    storage: str | None, out: Path, heartbeat_interval: int = 30, grace_period: int | None = None
+) -> optuna.storages.BaseStorage:
     """An Optuna storage: None → ``sqlite:///<out>/study.db`` (needs nothing); an RDB URL
     (``postgresql://user@host:port/db``, ``mysql://...``, ``sqlite:///path``) with heartbeats so the
     trials of dead workers get failed; a ``*.log`` / ``*.journal`` path → Optuna's journal file.
@@ -222,8 +239,10 @@ def make_storage(storage: str | None, out: Path, heartbeat_interval: int = 30,
 
         return optuna.storages.JournalStorage(JournalFileBackend(storage))
     if "://" not in storage:
-        raise ValueError(f"--storage {storage!r} is neither a database URL (postgresql://..., sqlite:///...) nor a "
-                         "journal file (*.log)")
+        raise ValueError(
+            f"--storage {storage!r} is neither a database URL (postgresql://..., sqlite:///...) nor a "
+            "journal file (*.log)"
+        )
     url = _check_url(storage)
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.get_backend_name() == "sqlite":
@@ -235,9 +254,12 @@ def make_storage(storage: str | None, out: Path, heartbeat_interval: int = 30,
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs,
-                                                  heartbeat_interval=heartbeat_interval,
-                                                  grace_period=grace_period or 2 * heartbeat_interval)
+                return optuna.storages.RDBStorage(
+                    storage,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period or 2 * heartbeat_interval,
+                )
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
             # workers started together on a new database race to create Optuna's tables: the loser retries
             if attempt == 4:
@@ -245,9 +267,10 @@ def make_storage(storage: str | None, out: Path, heartbeat_interval: int = 30,
             time.sleep(0.5 + attempt)
         except sqlalchemy.exc.OperationalError as e:
             reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
-            raise ValueError(f"--storage {shown}: cannot connect ({reason}); check that the database server is "
-                             "running and reachable at that host and port, and that the user and database exist"
-                             ) from None
+            raise ValueError(
+                f"--storage {shown}: cannot connect ({reason}); check that the database server is "
+                "running and reachable at that host and port, and that the user and database exist"
+            ) from None
     raise AssertionError("unreachable")
 
 
@@ -261,24 +284,31 @@ def _check_url(storage: str) -> Any:
         url = sqlalchemy.engine.make_url(storage)
         shown = url.render_as_string(hide_password=True)
     except sqlalchemy.exc.ArgumentError:
-        raise ValueError(f"--storage {storage!r} is not a database URL; expected e.g. "
-                         "postgresql://user@host:5432/db or sqlite:///path/study.db") from None
+        raise ValueError(
+            f"--storage {storage!r} is not a database URL; expected e.g. "
+            "postgresql://user@host:5432/db or sqlite:///path/study.db"
+        ) from None
     try:
         dialect = url.get_dialect()
     except sqlalchemy.exc.NoSuchModuleError:
-        raise ValueError(f"--storage {shown}: unknown database scheme {url.drivername!r}; use postgresql://, "
-                         "mysql:// or sqlite:///") from None
+        raise ValueError(
+            f"--storage {shown}: unknown database scheme {url.drivername!r}; use postgresql://, mysql:// or sqlite:///"
+        ) from None
     try:
         dialect.import_dbapi()
     except ImportError as e:
-        raise ValueError(f"--storage {shown}: the driver {dialect.driver!r} for {url.drivername!r} is not installed "
-                         f"({e}); install it (pip install {dialect.driver}) or use postgresql:// (psycopg, "
-                         "installed with sb3-latent)") from None
+        raise ValueError(
+            f"--storage {shown}: the driver {dialect.driver!r} for {url.drivername!r} is not installed "
+            f"({e}); install it (pip install {dialect.driver}) or use postgresql:// (psycopg, "
+            "installed with sb3-latent)"
+        ) from None
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         folder = Path(url.database).parent
         if not folder.is_dir():
-            raise ValueError(f"--storage {shown}: the folder {str(folder)!r} of the SQLite file does not exist; "
-                             f"create it (mkdir -p {folder}) or point the URL elsewhere")
+            raise ValueError(
+                f"--storage {shown}: the folder {str(folder)!r} of the SQLite file does not exist; "
+                f"create it (mkdir -p {folder}) or point the URL elsewhere"
+            )
     return url
 
 
@@ -340,9 +370,16 @@ class Tuner:
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         entry = self.entry(self.spec.suggest(trial))
         n_timesteps = entry.n_timesteps
-        manager = make_experiment(entry, self.algo, log_folder=str(self.out / "trials"), eval_freq=-1,
-                                  seed=trial.number, device=self.device, verbose=self.verbose,
-                                  n_timesteps=n_timesteps)
+        manager = make_experiment(
+            entry,
+            self.algo,
+            log_folder=str(self.out / "trials"),
+            eval_freq=-1,
+            seed=trial.number,
+            device=self.device,
+            verbose=self.verbose,
+            n_timesteps=n_timesteps,
+        )
         manager.save_path = str(self.out / "trials" / f"trial_{trial.number}")
         manager.params_path = manager.save_path
         result = manager.setup_experiment()
@@ -350,8 +387,13 @@ class Tuner:
         model = result[0]
         eval_env = manager.create_envs(1, eval_env=True)
         n_evals = self.budget("n_evaluations")
-        callback = TrialEvalCallback(eval_env, trial, n_eval_episodes=self.budget("n_eval_episodes"),
-                                     eval_freq=max(n_timesteps // n_evals // manager.n_envs, 1), deterministic=True)
+        callback = TrialEvalCallback(
+            eval_env,
+            trial,
+            n_eval_episodes=self.budget("n_eval_episodes"),
+            eval_freq=max(n_timesteps // n_evals // manager.n_envs, 1),
+            deterministic=True,
+        )
         try:
             model.learn(n_timesteps, callback=[*manager.callbacks, callback])
         finally:
@@ -436,7 +478,8 @@ def run_worker(
     study = optuna.create_study(
         storage=db,
         study_name=study_name or f"{algo}-{env_id.replace('/', '-')}",
-        sampler=spec.make_sampler(seed), pruner=spec.make_pruner(pruning),
+        sampler=spec.make_sampler(seed),
+        pruner=spec.make_pruner(pruning),
         direction="maximize" if spec.direction == "maximize" else "minimize",
         load_if_exists=True,
     )
@@ -447,11 +490,17 @@ def run_worker(
     ran = 0
     numbers: list[int] = []
     while n_trials is None or ran < n_trials:
-        if max_total_trials is not None and not _claim_slot(study, max_total_trials,
-                                                                    heartbeat_interval if heartbeat else None):
+        if max_total_trials is not None and not _claim_slot(
+            study, max_total_trials, heartbeat_interval if heartbeat else None
+        ):
             break
-        study.optimize(tuner.objective, n_trials=1, catch=(Exception,), gc_after_trial=True,
-                       callbacks=[lambda _, t: numbers.append(t.number)])
+        study.optimize(
+            tuner.objective,
+            n_trials=1,
+            catch=(Exception,),
+            gc_after_trial=True,
+            callbacks=[lambda _, t: numbers.append(t.number)],
+        )
         ran += 1
     study.set_user_attr(f"worker {socket.gethostname()}:{os.getpid()}", numbers)
     print(f"this worker ({socket.gethostname()}:{os.getpid()}) ran trials {numbers}")
@@ -462,8 +511,9 @@ def run_worker(
         for t in mine:
             reasons.setdefault(str(t.user_attrs.get("fail_reason", "unknown")), []).append(t.number)
         why = "; ".join(f"trial(s) {', '.join(map(str, n))}: {r}" for r, n in reasons.items())
-        raise TuningFailed(f"all {len(mine)} trial(s) of this worker failed ({why}); each trial's log is in "
-                           f"{out / 'trials'}")
+        raise TuningFailed(
+            f"all {len(mine)} trial(s) of this worker failed ({why}); each trial's log is in {out / 'trials'}"
+        )
     return study
 
 
@@ -471,8 +521,9 @@ def _spec_config(spec: StudySpec) -> Path:
     """The spec's base zoo file: a path (as given, or next to the spec) or a shipped zoo config name."""
     assert spec.config is not None
     beside = Path(spec.path).parent / spec.config
-    return beside if beside.is_file() and not Path(spec.config).is_file() else find_file(spec.config,
-                                                                                           "zoo config", "")[0]
+    return (
+        beside if beside.is_file() and not Path(spec.config).is_file() else find_file(spec.config, "zoo config", "")[0]
+    )
 
 
 def _claim_slot(study: optuna.Study, max_total_trials: int, poll: float | None) -> bool:
@@ -499,8 +550,10 @@ def best_snippet(study: optuna.Study, spec: StudySpec, tuner: Tuner) -> str:
     best = study.best_trial
     entry = with_values(tuner.base, spec.values(best.params))
     entry["n_timesteps"] = int(entry.get("n_timesteps") or tuner.budget("n_timesteps"))
-    head = (f"# best of study {study.study_name!r}: trial {best.number}, mean eval return {best.value:.4g}\n"
-            f"# tuned: {', '.join(sorted(best.params))} (spec {spec.path}); the rest from {tuner.source}\n")
+    head = (
+        f"# best of study {study.study_name!r}: trial {best.number}, mean eval return {best.value:.4g}\n"
+        f"# tuned: {', '.join(sorted(best.params))} (spec {spec.path}); the rest from {tuner.source}\n"
+    )
     return head + yaml.safe_dump({tuner.env_id: entry}, sort_keys=True, default_flow_style=None)
 
 
@@ -519,8 +572,17 @@ def write_report(study: optuna.Study, spec: StudySpec, tuner: Tuner, out: Path, 
         w = csv.writer(f)
         w.writerow(["number", "state", "value", "env_steps", "worker", "fail_reason", *names])
         for t in trials:
-            w.writerow([t.number, t.state.name, t.value, t.user_attrs.get("env_steps"), t.user_attrs.get("worker"),
-                        t.user_attrs.get("fail_reason"), *[t.params.get(n) for n in names]])
+            w.writerow(
+                [
+                    t.number,
+                    t.state.name,
+                    t.value,
+                    t.user_attrs.get("env_steps"),
+                    t.user_attrs.get("worker"),
+                    t.user_attrs.get("fail_reason"),
+                    *[t.params.get(n) for n in names],
+                ]
+            )
     summary: dict[str, Any] = {"study": study.study_name, "counts": counts(study), "plots": {}}
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if complete:
@@ -530,9 +592,12 @@ def write_report(study: optuna.Study, spec: StudySpec, tuner: Tuner, out: Path, 
         warnings.simplefilter("ignore")
         from optuna.visualization import matplotlib as ovm
 
-        plots = {"history.png": lambda: ovm.plot_optimization_history(study),
-                 "importance.png": lambda: ovm.plot_param_importances(
-                     study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())}
+        plots = {
+            "history.png": lambda: ovm.plot_optimization_history(study),
+            "importance.png": lambda: ovm.plot_param_importances(
+                study, evaluator=optuna.importance.PedAnovaImportanceEvaluator()
+            ),
+        }
         for name, make in plots.items():
             try:
                 ax = make()
@@ -541,16 +606,25 @@ def write_report(study: optuna.Study, spec: StudySpec, tuner: Tuner, out: Path, 
                 fig.savefig(out / name, dpi=100)
                 plt.close(fig)
                 summary["plots"][name] = "written"
-            except Exception as e:  # noqa: BLE001 - too few trials for importances, ...
+            except Exception as e:
                 summary["plots"][name] = f"not written: {type(e).__name__}: {e}"
     url = storage or f"sqlite:///{(out / 'study.db').resolve()}"
-    lines = [f"# study {study.study_name}", "", f"- algorithm: {tuner.algo}, env: {tuner.env_id}, spec: {spec.path}",
-             f"- trials: {', '.join(f'{k.lower()} {v}' for k, v in sorted(summary['counts'].items()))}"]
+    lines = [
+        f"# study {study.study_name}",
+        "",
+        f"- algorithm: {tuner.algo}, env: {tuner.env_id}, spec: {spec.path}",
+        f"- trials: {', '.join(f'{k.lower()} {v}' for k, v in sorted(summary['counts'].items()))}",
+    ]
     if complete:
-        lines.append(f"- best: trial {summary['best_trial']}, value {summary['best_value']:.4g}, "
-                     f"params {summary['best_params']} (zoo entry: `best.yml`)")
-    lines += [f"- failed: trial {t.number}: {t.user_attrs['fail_reason']}" for t in trials
-              if t.state == TrialState.FAIL and "fail_reason" in t.user_attrs]
+        lines.append(
+            f"- best: trial {summary['best_trial']}, value {summary['best_value']:.4g}, "
+            f"params {summary['best_params']} (zoo entry: `best.yml`)"
+        )
+    lines += [
+        f"- failed: trial {t.number}: {t.user_attrs['fail_reason']}"
+        for t in trials
+        if t.state == TrialState.FAIL and "fail_reason" in t.user_attrs
+    ]
     lines += [f"- {k}: {v}" for k, v in summary["plots"].items()]
     lines += ["", f"Live view: `optuna-dashboard {url}`", ""]
     (out / "report.md").write_text("\n".join(lines) + "\n")

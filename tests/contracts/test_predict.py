@@ -60,7 +60,7 @@ def test_recurrent_state_and_episode_start_none(name: str, trained: dict) -> Non
     np.testing.assert_array_equal(none, no)  # None: no env starts an episode (sb3-contrib's convention)
     for x, y in zip(s_none, s_no, strict=True):
         np.testing.assert_array_equal(x, y)
-    fresh, s_fresh = model.predict(o2, None, deterministic=True)
+    fresh, _s_fresh = model.predict(o2, None, deterministic=True)
     yes, s_yes = model.predict(o2, state, episode_start=np.ones(2, bool), deterministic=True)
     np.testing.assert_array_equal(fresh, yes)  # a start restarts the state
     assert any(not np.array_equal(x, y) for x, y in zip(s_yes, s_no, strict=True))

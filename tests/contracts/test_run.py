@@ -33,7 +33,7 @@ def test_learn_continue_set_env_and_seeding(name: str) -> None:
     model.set_env(case.env(seed=3))  # SB3's set_env: another env of the same spaces, learning goes on
     model.learn(20, reset_num_timesteps=False)
     assert model.num_timesteps == case.steps + 40
-    with pytest.raises(ValueError, match="[Oo]bservation spaces do not match"):
+    with pytest.raises(ValueError, match=r"[Oo]bservation spaces do not match"):
         model.set_env(case.env(size=case.env_kwargs.get("size", 20) + 16))
 
     # the same seed gives the same model (one after the other: the seed sets the global random generators)
@@ -66,8 +66,9 @@ def test_nan_rewards_stop_training_with_a_clear_error(name: str) -> None:
     kw = case.env_kwargs
 
     def nan_env():
-        env = NaNReward(MovingDotEnv(size=kw.get("size", 20), episode_length=20,
-                                     action_type=kw.get("action_type", "continuous")))
+        env = NaNReward(
+            MovingDotEnv(size=kw.get("size", 20), episode_length=20, action_type=kw.get("action_type", "continuous"))
+        )
         stack = kw.get("frame_stack", 3)
         return FrameStack(env, stack) if stack > 1 else env
 

@@ -84,7 +84,7 @@ def test_load_refuses_another_algorithms_model_and_buffer(name: str, tmp_path: p
     from stable_baselines3 import SAC
 
     SAC("MlpPolicy", "Pendulum-v1", buffer_size=10).save(tmp_path / "sac")
-    with pytest.raises(ValueError, match="saved by another algorithm .*SACPolicy"):
+    with pytest.raises(ValueError, match=r"saved by another algorithm .*SACPolicy"):
         type(model).load(tmp_path / "sac")
 
 

@@ -32,8 +32,15 @@ class CURL(RAD):
     :param kwargs: every :class:`~sb3_latent.RAD` argument
     """
 
-    def __init__(self, policy: Any, env: Any, augment: str | None = "crop", curl_lr: float = 1e-3,
-                 curl_weight: float = 1.0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        policy: Any,
+        env: Any,
+        augment: str | None = "crop",
+        curl_lr: float = 1e-3,
+        curl_weight: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
         if curl_lr <= 0 or curl_weight <= 0:
             raise ValueError(f"curl_lr and curl_weight must be > 0, got {curl_lr!r} and {curl_weight!r}")
         self.curl_lr, self.curl_weight = curl_lr, curl_weight
@@ -57,9 +64,10 @@ class CURL(RAD):
     def contrastive_loss(self, obs: torch.Tensor) -> torch.Tensor:
         """CURL's InfoNCE loss on a batch of (uint8) observations: two independent augmentations,
         online queries against momentum keys through ``W``."""
-        aug = self.policy.augmentation
+        aug: Any = self.policy.augmentation
         anchor, positive = aug(obs, obs, same=False) if aug is not None else (obs, obs)
-        online, target = self.critic.features_extractor, self.critic_target.features_extractor
+        online: Any = self.critic.features_extractor  # a PixelExtractor (encode, head)
+        target: Any = self.critic_target.features_extractor
         q = online.head(online.encode(self._preprocess(anchor)))
         with torch.no_grad():
             k = target.head(target.encode(self._preprocess(positive)))
@@ -71,7 +79,8 @@ class CURL(RAD):
         """RAD's update, then one step on the contrastive loss; none once the encoder is frozen (nothing is left
         to train, and the batch may hold no images)."""
         logs = super().update(batch)
-        if not any(p.requires_grad for p in self.critic.features_extractor.encoder.parameters()):
+        encoder: Any = self.critic.features_extractor.encoder
+        if not any(p.requires_grad for p in encoder.parameters()):
             return logs
         loss = self.curl_weight * self.contrastive_loss(batch.observations)
         self.curl_optimizer.zero_grad()

@@ -11,8 +11,15 @@ from sb3_latent import make_moving_dot_env
 
 def tiny(**kwargs) -> CURL:
     env = make_moving_dot_env(frame_stack=3, size=32, seed=0)
-    kw = dict(augment_kwargs={"size": 28}, buffer_size=200, learning_starts=20, batch_size=8,
-              policy_kwargs={"net_arch": [16, 16]}, seed=0, device="cpu")
+    kw = dict(
+        augment_kwargs={"size": 28},
+        buffer_size=200,
+        learning_starts=20,
+        batch_size=8,
+        policy_kwargs={"net_arch": [16, 16]},
+        seed=0,
+        device="cpu",
+    )
     return CURL("CnnPolicy", env, **{**kw, **kwargs})
 
 

@@ -14,6 +14,18 @@ CnnPolicy = DreamerCnnPolicy
 MlpPolicy = DreamerMlpPolicy
 MultiInputPolicy = DreamerMultiInputPolicy
 
-__all__ = ["PAPER_XS", "SIZES", "CnnPolicy", "Dreamer", "DreamerCnnPolicy", "DreamerMlpPolicy",
-           "DreamerMultiInputPolicy", "DreamerPolicy", "MlpPolicy", "MultiInputPolicy", "WorldModel",
-           "open_loop_predictions", "write_open_loop"]
+__all__ = [
+    "PAPER_XS",
+    "SIZES",
+    "CnnPolicy",
+    "Dreamer",
+    "DreamerCnnPolicy",
+    "DreamerMlpPolicy",
+    "DreamerMultiInputPolicy",
+    "DreamerPolicy",
+    "MlpPolicy",
+    "MultiInputPolicy",
+    "WorldModel",
+    "open_loop_predictions",
+    "write_open_loop",
+]

@@ -110,8 +110,9 @@ def kl_balance(post: torch.Tensor, prior: torch.Tensor, free: float = 1.0) -> tu
     return dyn.clamp(min=free), rep.clamp(min=free)
 
 
-def lambda_return(rewards: torch.Tensor, values: torch.Tensor, continues: torch.Tensor, gamma: float,
-                  lam: float) -> torch.Tensor:
+def lambda_return(
+    rewards: torch.Tensor, values: torch.Tensor, continues: torch.Tensor, gamma: float, lam: float
+) -> torch.Tensor:
     """λ-returns along imagined trajectories (eq. 7), time on the first axis:
     ``R_t = r_{t+1} + γ c_{t+1} ((1 - λ) v_{t+1} + λ R_{t+1})``, bootstrapped with ``R_H = v_H``.
 
@@ -123,8 +124,9 @@ def lambda_return(rewards: torch.Tensor, values: torch.Tensor, continues: torch.
     :return: ``(H, ...)`` returns ``R_0..R_{H-1}``
     """
     if not (len(rewards) == len(continues) == len(values) - 1):
-        raise ValueError(f"need H rewards, H continues and H + 1 values, got {len(rewards)}, {len(continues)}, "
-                         f"{len(values)}")
+        raise ValueError(
+            f"need H rewards, H continues and H + 1 values, got {len(rewards)}, {len(continues)}, {len(values)}"
+        )
     out, last = [], values[-1]
     for t in reversed(range(len(rewards))):
         last = rewards[t] + gamma * continues[t] * ((1.0 - lam) * values[t + 1] + lam * last)
@@ -155,8 +157,9 @@ class ReturnNormalizer(nn.Module):
     def update(self, returns: torch.Tensor) -> torch.Tensor:
         """Fold the percentiles of ``returns`` into the EMAs (which start at 0, as the official code's) and
         return the scale."""
-        q = torch.quantile(returns.detach().float().flatten(), torch.tensor([self.low, self.high],
-                                                                              device=returns.device))
+        q = torch.quantile(
+            returns.detach().float().flatten(), torch.tensor([self.low, self.high], device=returns.device)
+        )
         self.low_ema.mul_(self.decay).add_((1 - self.decay) * q[0])
         self.high_ema.mul_(self.decay).add_((1 - self.decay) * q[1])
         return self.scale()

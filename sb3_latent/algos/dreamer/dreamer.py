@@ -56,9 +56,11 @@ def check_action_space(space: Any) -> None:
     if isinstance(space, spaces.Box) and len(space.shape) != 1:
         raise TypeError(f"Dreamer's continuous actions must be a 1-D Box, got shape {space.shape}")
     if isinstance(space, spaces.Box) and not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
-        raise ValueError(f"Dreamer's continuous actions must be bounded (its actor acts in [-1, 1], rescaled to the "
-                         f"bounds), got low={space.low}, high={space.high}: clip or rescale the actions, e.g. with "
-                         "gymnasium's RescaleAction or ClipAction")
+        raise ValueError(
+            f"Dreamer's continuous actions must be bounded (its actor acts in [-1, 1], rescaled to the "
+            f"bounds), got low={space.low}, high={space.high}: clip or rescale the actions, e.g. with "
+            "gymnasium's RescaleAction or ClipAction"
+        )
 
 
 class Dreamer(ContractsMixin, OffPolicyAlgorithm):
@@ -101,9 +103,12 @@ class Dreamer(ContractsMixin, OffPolicyAlgorithm):
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
-        "CnnPolicy": DreamerCnnPolicy, "MlpPolicy": DreamerMlpPolicy, "MultiInputPolicy": DreamerMultiInputPolicy}
+        "CnnPolicy": DreamerCnnPolicy,
+        "MlpPolicy": DreamerMlpPolicy,
+        "MultiInputPolicy": DreamerMultiInputPolicy,
+    }
     policy: DreamerPolicy
-    replay_buffer: SequenceReplayBuffer  # type: ignore[assignment]
+    replay_buffer: SequenceReplayBuffer
 
     def __init__(
         self,
@@ -146,10 +151,16 @@ class Dreamer(ContractsMixin, OffPolicyAlgorithm):
             check_obs_space(env.observation_space)  # type: ignore[union-attr]
         resolve_size((policy_kwargs or {}).get("size", "xs"))
         if amp and not bf16_supported(get_device(device)):
-            raise ValueError(f"amp=True needs native bfloat16 (a CUDA GPU that supports it, or a CPU with "
-                             f"AVX512-BF16); {get_device(device)} has none: use amp=False")
-        self.batch_length, self.train_ratio, self.lam, self.horizon = int(batch_length), float(train_ratio), lam, \
-            int(horizon)
+            raise ValueError(
+                f"amp=True needs native bfloat16 (a CUDA GPU that supports it, or a CPU with "
+                f"AVX512-BF16); {get_device(device)} has none: use amp=False"
+            )
+        self.batch_length, self.train_ratio, self.lam, self.horizon = (
+            int(batch_length),
+            float(train_ratio),
+            lam,
+            int(horizon),
+        )
         self.ent_coef, self.slow_critic_tau, self.slow_reg = ent_coef, slow_critic_tau, slow_reg
         self.kl_dyn, self.kl_rep, self.free_bits = kl_dyn, kl_rep, free_bits
         self.model_grad_clip, self.ac_grad_clip, self.amp = model_grad_clip, ac_grad_clip, amp
@@ -159,18 +170,34 @@ class Dreamer(ContractsMixin, OffPolicyAlgorithm):
         self._is_first: np.ndarray | None = None
         rb_kwargs = {"sequence_length": self.batch_length + 1, "mode": "window", **(replay_buffer_kwargs or {})}
         super().__init__(
-            policy, env, learning_rate, buffer_size=buffer_size, learning_starts=learning_starts,
-            batch_size=batch_size, tau=1.0, gamma=gamma, train_freq=1, gradient_steps=1,
-            replay_buffer_class=SequenceReplayBuffer, replay_buffer_kwargs=rb_kwargs, policy_kwargs=policy_kwargs,
-            stats_window_size=stats_window_size, tensorboard_log=tensorboard_log, verbose=verbose, device=device,
-            seed=seed, sde_support=False, supported_action_spaces=(spaces.Box, spaces.Discrete), support_multi_env=True,
-        )  # fmt: skip
+            policy,
+            env,
+            learning_rate,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            tau=1.0,
+            gamma=gamma,
+            train_freq=1,
+            gradient_steps=1,
+            replay_buffer_class=SequenceReplayBuffer,
+            replay_buffer_kwargs=rb_kwargs,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            sde_support=False,
+            supported_action_spaces=(spaces.Box, spaces.Discrete),
+            support_multi_env=True,
+        )
         if _init_setup_model:
             self._setup_model()
 
     # --- acting: a recurrent state (h, z, previous action) per env ----------------------------------------
 
-    def predict(  # type: ignore[override]
+    def predict(
         self,
         observation: np.ndarray | dict[str, np.ndarray],
         state: tuple[np.ndarray, ...] | None = None,
@@ -202,16 +229,23 @@ class Dreamer(ContractsMixin, OffPolicyAlgorithm):
         actions = self.policy.unscale_action(a) if isinstance(self.action_space, spaces.Box) else a
         return (actions[0] if single else actions), new_state
 
-    def _setup_learn(self, total_timesteps: int, callback: MaybeCallback = None, reset_num_timesteps: bool = True,
-                     tb_log_name: str = "run", progress_bar: bool = False) -> tuple[int, Any]:
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ) -> tuple[int, Any]:
         was_reset = reset_num_timesteps or self._last_obs is None
         out = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
         if was_reset or self._recurrent is None or self._is_first is None:  # envs were reset: states restart
             self._recurrent, self._is_first = self.policy.initial_state(self.n_envs), np.ones(self.n_envs, bool)
         return out
 
-    def _sample_action(self, learning_starts: int, action_noise: Any = None,
-                       n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    def _sample_action(
+        self, learning_starts: int, action_noise: Any = None, n_envs: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Uniform random actions before ``learning_starts``, then actor samples; the recurrent state is filtered
         every step (so it is ready when the actor takes over)."""
         assert self._recurrent is not None and self._is_first is not None and self._last_obs is not None
@@ -225,8 +259,15 @@ class Dreamer(ContractsMixin, OffPolicyAlgorithm):
             return self.policy.unscale_action(a), a
         return a, a
 
-    def _store_transition(self, replay_buffer: ReplayBuffer, buffer_action: np.ndarray, new_obs: Any,
-                          reward: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> None:
+    def _store_transition(
+        self,
+        replay_buffer: ReplayBuffer,
+        buffer_action: np.ndarray,
+        new_obs: Any,
+        reward: np.ndarray,
+        dones: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
         self._is_first = np.asarray(dones, dtype=bool).copy()  # a done env's next observation is a reset's
 
@@ -235,23 +276,32 @@ class Dreamer(ContractsMixin, OffPolicyAlgorithm):
     def _setup_model(self) -> None:
         super()._setup_model()
         if self.amp and not bf16_supported(self.device):  # load(): a model saved with amp, where bf16 is emulated
-            warnings.warn(f"this model was saved with amp=True; {self.device} has no native bfloat16: it trains in "
-                          "float32 here", stacklevel=2)
+            warnings.warn(
+                f"this model was saved with amp=True; {self.device} has no native bfloat16: it trains in float32 here",
+                stacklevel=2,
+            )
             self.amp = False
 
     def _autocast(self) -> Any:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
 
-    def _batch(self, s: SequenceSamples) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor,
-                                                  torch.Tensor, torch.Tensor]:
+    def _batch(
+        self, s: SequenceSamples
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """A window of ``T + 1`` observations as ``T`` Dreamer steps ``(x_t, a_{t-1}, r_t, is_first_t, c_t)``: the
         window's first observation is dropped because the step into it is not in the window."""
         obs = s.observations if isinstance(s.observations, dict) else {"obs": s.observations}
-        return ({k: v[:, 1:] for k, v in obs.items()}, self.policy.to_model_action(s.actions), s.rewards,
-                s.is_first[:, 1:], 1.0 - s.terminated[:, 1:])
+        return (
+            {k: v[:, 1:] for k, v in obs.items()},
+            self.policy.to_model_action(s.actions),
+            s.rewards,
+            s.is_first[:, 1:],
+            1.0 - s.terminated[:, 1:],
+        )
 
-    def world_model_loss(self, batch: SequenceSamples) -> tuple[torch.Tensor, dict[str, torch.Tensor], State,
-                                                                torch.Tensor]:
+    def world_model_loss(
+        self, batch: SequenceSamples
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], State, torch.Tensor]:
         """Eq. (4-5): ``L_pred + 0.5 L_dyn + 0.1 L_rep``, averaged over batch and time. Returns the loss, its parts,
         the posterior states ``(B, T)`` and the continue targets."""
         wm = self.policy.world_model
@@ -263,8 +313,14 @@ class Dreamer(ContractsMixin, OffPolicyAlgorithm):
         cont_nll = F.binary_cross_entropy_with_logits(wm.cont(f).squeeze(-1).float(), cont, reduction="none")
         dyn, rep = kl_balance(post_logits, prior_logits, self.free_bits)
         loss = (dec + rew_nll + cont_nll + self.kl_dyn * dyn + self.kl_rep * rep).mean()
-        parts = {"model_loss": loss, "dec_loss": dec.mean(), "reward_loss": rew_nll.mean(),
-                 "cont_loss": cont_nll.mean(), "kl_dyn": dyn.mean(), "kl_rep": rep.mean()}
+        parts = {
+            "model_loss": loss,
+            "dec_loss": dec.mean(),
+            "reward_loss": rew_nll.mean(),
+            "cont_loss": cont_nll.mean(),
+            "kl_dyn": dyn.mean(),
+            "kl_rep": rep.mean(),
+        }
         return loss, parts, post, cont
 
     def imagine(self, start: State, horizon: int) -> tuple[State, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -284,11 +340,16 @@ class Dreamer(ContractsMixin, OffPolicyAlgorithm):
                 s, _ = p.world_model.rssm.img_step(s, a)
             states.append(s)
             actions.append(a)
-        return (State(*(torch.stack(x) for x in zip(*states, strict=True))), torch.stack(actions), torch.stack(logps),
-                torch.stack(ents))
+        return (
+            State(*(torch.stack(x) for x in zip(*states, strict=True))),
+            torch.stack(actions),
+            torch.stack(logps),
+            torch.stack(ents),
+        )
 
-    def actor_critic_loss(self, post: State, cont: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
-                                                                          dict[str, torch.Tensor]]:
+    def actor_critic_loss(
+        self, post: State, cont: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """Eq. (6-8) on imagined trajectories from every posterior state: the critic learns λ-returns (two-hot) with a
         regulariser towards the slow critic; the actor maximises normalised advantages (REINFORCE) plus entropy."""
         p, wm = self.policy, self.policy.world_model
@@ -308,8 +369,14 @@ class Dreamer(ContractsMixin, OffPolicyAlgorithm):
         actor_loss = -(weight * (logp * adv + self.ent_coef * entropy)).mean()
         critic = TwoHotSymexp(critic.logits[:-1], critic.bins)
         critic_loss = (weight * -(critic.log_prob(returns) + self.slow_reg * critic.log_prob(slow))).mean()
-        logs = {"actor_loss": actor_loss, "critic_loss": critic_loss, "return_scale": scale, "entropy": entropy.mean(),
-                "imag_return": returns.mean(), "imag_reward": reward.mean()}
+        logs = {
+            "actor_loss": actor_loss,
+            "critic_loss": critic_loss,
+            "return_scale": scale,
+            "entropy": entropy.mean(),
+            "imag_return": returns.mean(),
+            "imag_reward": reward.mean(),
+        }
         return actor_loss, critic_loss, logs
 
     def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, params: Any, clip: float) -> None:
@@ -362,12 +429,23 @@ class Dreamer(ContractsMixin, OffPolicyAlgorithm):
             self.logger.record(f"train/{k}", torch.stack(xs).float().mean().item())
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
 
-    def learn(self: SelfDreamer, total_timesteps: int, callback: MaybeCallback = None, log_interval: int = 4,
-              tb_log_name: str = "Dreamer", reset_num_timesteps: bool = True,
-              progress_bar: bool = False) -> SelfDreamer:
-        return super().learn(total_timesteps=total_timesteps, callback=callback, log_interval=log_interval,
-                             tb_log_name=tb_log_name, reset_num_timesteps=reset_num_timesteps,
-                             progress_bar=progress_bar)
+    def learn(
+        self: SelfDreamer,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "Dreamer",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfDreamer:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         return ["policy", "policy.model_optimizer", "policy.actor_optimizer", "policy.critic_optimizer"], []

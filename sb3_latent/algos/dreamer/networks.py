@@ -53,10 +53,12 @@ class ChannelNorm(nn.LayerNorm):
 
 def image_stages(side: int) -> int:
     """Stride-2 conv stages from ``side`` down to 4x4; raise unless ``side`` is 4 times a power of two ≥ 8."""
-    n = int(round(np.log2(side / MIN_RES))) if side >= 2 * MIN_RES else 0
+    n = round(np.log2(side / MIN_RES)) if side >= 2 * MIN_RES else 0
     if n < 1 or MIN_RES * 2**n != side:
-        raise ValueError(f"Dreamer's conv encoder halves square images down to {MIN_RES}x{MIN_RES}: the side must be "
-                         f"4 * 2^k (8, 16, 32, 64, 128, ...), got {side}")
+        raise ValueError(
+            f"Dreamer's conv encoder halves square images down to {MIN_RES}x{MIN_RES}: the side must be "
+            f"4 * 2^k (8, 16, 32, 64, 128, ...), got {side}"
+        )
     return n
 
 
@@ -75,8 +77,10 @@ def check_obs_space(space: gym.Space) -> dict[str, spaces.Box]:
     subs = dict(space.spaces) if isinstance(space, spaces.Dict) else {"obs": space}
     for key, sub in subs.items():
         if not isinstance(sub, spaces.Box) or len(sub.shape) not in (1, 3):
-            raise TypeError(f"Dreamer takes Box observations, images (C, H, W) or 1-D vectors, or a Dict of them; "
-                            f"got {sub} for {key!r}")
+            raise TypeError(
+                f"Dreamer takes Box observations, images (C, H, W) or 1-D vectors, or a Dict of them; "
+                f"got {sub} for {key!r}"
+            )
         if len(sub.shape) == 3:
             if sub.dtype != np.uint8:
                 raise TypeError(f"Dreamer's images must be uint8 (C, H, W), got dtype {sub.dtype} for {key!r}")
@@ -165,10 +169,14 @@ class ObsDecoder(nn.Module):
         subs = check_obs_space(space)
         self.images = [k for k, s in subs.items() if is_image(s)]
         self.vectors = {k: int(subs[k].shape[0]) for k, s in subs.items() if not is_image(s)}
-        self.convs = nn.ModuleDict({k: ConvDecoder(inp, subs[k].shape[0], subs[k].shape[1], depth)
-                                    for k in self.images})
-        self.mlp = (nn.Sequential(mlp(inp, units, max(layers, 1)), nn.Linear(units, sum(self.vectors.values())))
-                    if self.vectors else None)
+        self.convs = nn.ModuleDict(
+            {k: ConvDecoder(inp, subs[k].shape[0], subs[k].shape[1], depth) for k in self.images}
+        )
+        self.mlp = (
+            nn.Sequential(mlp(inp, units, max(layers, 1)), nn.Linear(units, sum(self.vectors.values())))
+            if self.vectors
+            else None
+        )
 
     def forward(self, f: torch.Tensor) -> dict[str, torch.Tensor]:
         """Predictions in target space: ``x / 255 - 0.5`` for images, ``symlog(x)`` for vectors."""
@@ -185,8 +193,7 @@ class ObsDecoder(nn.Module):
     def loss(self, f: torch.Tensor, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """``Σ_keys ||pred - target||²`` per step ``(*lead,)``."""
         pred = self(f)
-        return sum((pred[k].float() - self.target(obs, k)).pow(2).flatten(f.dim() - 1).sum(-1)
-                   for k in pred)  # type: ignore[return-value]
+        return sum((pred[k].float() - self.target(obs, k)).pow(2).flatten(f.dim() - 1).sum(-1) for k in pred)
 
 
 class GRUCell(nn.Module):
@@ -217,8 +224,9 @@ class RSSM(nn.Module):
     :param unimix: uniform mixture of the categoricals
     """
 
-    def __init__(self, embed_dim: int, action_dim: int, deter: int, stoch: int, classes: int, hidden: int,
-                 unimix: float = 0.01) -> None:
+    def __init__(
+        self, embed_dim: int, action_dim: int, deter: int, stoch: int, classes: int, hidden: int, unimix: float = 0.01
+    ) -> None:
         super().__init__()
         self.deter, self.stoch, self.classes, self.unimix = deter, stoch, classes, unimix
         self.img_in = mlp(stoch * classes + action_dim, hidden, 1)
@@ -248,23 +256,34 @@ class RSSM(nn.Module):
         logits = self.prior_logits(deter)
         return State(deter, onehot_straight_through(logits, sample)), logits
 
-    def obs_step(self, s: State, prev_action: torch.Tensor, embed: torch.Tensor, is_first: torch.Tensor | None,
-                 sample: bool = True, projected: bool = False, init: State | None = None) -> tuple[State, torch.Tensor]:
+    def obs_step(
+        self,
+        s: State,
+        prev_action: torch.Tensor,
+        embed: torch.Tensor,
+        is_first: torch.Tensor | None,
+        sample: bool = True,
+        projected: bool = False,
+        init: State | None = None,
+    ) -> tuple[State, torch.Tensor]:
         """One filtering step: reset to :meth:`initial` where ``is_first``, advance ``h`` with the previous action,
         then ``z ~ q(z | h, e)``. Returns the posterior state and its log-probs. ``is_first`` None: no env starts an
         episode here; ``projected``: ``embed`` is ``post_e(e)`` already; ``init``: :meth:`initial`, if computed."""
         if is_first is not None:
             first = is_first.float()[:, None]
             init = self.initial(len(embed)) if init is None else init
-            s = State(first * init.deter + (1 - first) * s.deter, first[..., None] * init.stoch +
-                      (1 - first[..., None]) * s.stoch)
+            s = State(
+                first * init.deter + (1 - first) * s.deter,
+                first[..., None] * init.stoch + (1 - first[..., None]) * s.stoch,
+            )
             prev_action = (1 - first) * prev_action
         deter = self.gru(self.img_in(torch.cat([s.stoch.flatten(-2), prev_action], -1)), s.deter)
         logits = self._logits(self.post_net, self.post_h(deter) + (embed if projected else self.post_e(embed)))
         return State(deter, onehot_straight_through(logits, sample)), logits
 
-    def observe(self, embed: torch.Tensor, prev_actions: torch.Tensor, is_first: torch.Tensor,
-                s: State | None = None) -> tuple[State, torch.Tensor, torch.Tensor]:
+    def observe(
+        self, embed: torch.Tensor, prev_actions: torch.Tensor, is_first: torch.Tensor, s: State | None = None
+    ) -> tuple[State, torch.Tensor, torch.Tensor]:
         """Filter a batch of sequences ``(B, T, ...)`` (time second); ``s`` the state before them (None: initial;
         every sequence starts there). Returns posterior states, posterior and prior log-probs, all ``(B, T, ...)``."""
         init = self.initial(len(embed))  # once, not per step
@@ -276,8 +295,9 @@ class RSSM(nn.Module):
         deters, stochs, logits = [], [], []
         e = self.post_e(embed)  # for all steps at once
         for t in range(embed.shape[1]):
-            s, lg = self.obs_step(s, prev_actions[:, t], e[:, t], is_first[:, t] if starts[t] else None,
-                                  projected=True, init=init)
+            s, lg = self.obs_step(
+                s, prev_actions[:, t], e[:, t], is_first[:, t] if starts[t] else None, projected=True, init=init
+            )
             deters.append(s.deter)
             stochs.append(s.stoch)
             logits.append(lg)
@@ -317,8 +337,16 @@ class Actor(nn.Module):
     :param unimix: uniform mixture (discrete)
     """
 
-    def __init__(self, inp: int, action_space: gym.Space, units: int, layers: int, min_std: float = 0.1,
-                 max_std: float = 1.0, unimix: float = 0.01) -> None:
+    def __init__(
+        self,
+        inp: int,
+        action_space: gym.Space,
+        units: int,
+        layers: int,
+        min_std: float = 0.1,
+        max_std: float = 1.0,
+        unimix: float = 0.01,
+    ) -> None:
         super().__init__()
         self.discrete = isinstance(action_space, spaces.Discrete)
         self.n = action_dim(action_space)

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 
 
 @torch.no_grad()
-def open_loop_predictions(model: Dreamer, n_sequences: int = 4, context: int = 5, horizon: int = 15,
-                          key: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def open_loop_predictions(
+    model: Dreamer, n_sequences: int = 4, context: int = 5, horizon: int = 15, key: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Truth and model frames for ``n_sequences`` sequences of ``context + horizon`` steps from the replay buffer
     (drawn inside episodes): the first ``context`` model frames are reconstructions from the posterior, the others
     open-loop predictions of the prior given the true actions (the prior's most likely latents).
@@ -44,8 +45,9 @@ def open_loop_predictions(model: Dreamer, n_sequences: int = 4, context: int = 5
     model.policy.set_training_mode(False)
     batch = model.replay_buffer.sample(n_sequences, sequence_length=context + horizon + 1, mode="episode")
     obs, prev_a, _, first, _ = model._batch(batch)
-    post, _, _ = wm.rssm.observe(wm.encoder({k: v[:, :context] for k, v in obs.items()}), prev_a[:, :context],
-                                 first[:, :context])
+    post, _, _ = wm.rssm.observe(
+        wm.encoder({k: v[:, :context] for k, v in obs.items()}), prev_a[:, :context], first[:, :context]
+    )
     s = State(post.deter[:, -1], post.stoch[:, -1])
     imagined = []
     for t in range(context, context + horizon):
@@ -62,8 +64,9 @@ def open_loop_predictions(model: Dreamer, n_sequences: int = 4, context: int = 5
     return frames(truth), frames(pred)
 
 
-def write_open_loop(model: Dreamer, path: str | Path, n_sequences: int = 4, context: int = 5, horizon: int = 15,
-                    key: str | None = None) -> tuple[Path, Path]:
+def write_open_loop(
+    model: Dreamer, path: str | Path, n_sequences: int = 4, context: int = 5, horizon: int = 15, key: str | None = None
+) -> tuple[Path, Path]:
     """Write :func:`open_loop_predictions` as a PNG grid (per sequence: rows truth, model, |difference|; a line marks
     where the open-loop part starts) and a GIF (the same three rows, one frame per step).
 

@@ -64,22 +64,34 @@ SIZES: dict[str, dict[str, int]] = {
 #: the paper's XS (its table: 8M parameters); pass ``size=PAPER_XS``
 PAPER_XS: dict[str, int] = dict(deter=256, stoch=32, classes=32, units=256, layers=1, depth=24)
 #: trainable parameters per size for 64x64x3 images and 6 continuous actions (``tests/test_dreamer.py`` checks them)
-PARAMS: dict[str, int] = {"xs": 3_308_238, "paper_xs": 8_263_982, "s": 17_926_030, "m": 36_900_302,
-                          "l": 76_753_422, "xl": 200_727_182}
+PARAMS: dict[str, int] = {
+    "xs": 3_308_238,
+    "paper_xs": 8_263_982,
+    "s": 17_926_030,
+    "m": 36_900_302,
+    "l": 76_753_422,
+    "xl": 200_727_182,
+}
 
 
 def resolve_size(size: str | dict[str, int]) -> dict[str, int]:
     """A size name or a dict of its fields, checked."""
     if isinstance(size, str):
         if size not in SIZES:
-            raise ValueError(f"unknown Dreamer size {size!r}; known sizes: {sorted(SIZES)} (or a dict with keys "
-                             f"{sorted(SIZES['xs'])})")
+            raise ValueError(
+                f"unknown Dreamer size {size!r}; known sizes: {sorted(SIZES)} (or a dict with keys "
+                f"{sorted(SIZES['xs'])})"
+            )
         return dict(SIZES[size])
     if not isinstance(size, dict) or set(size) != set(SIZES["xs"]):
-        raise ValueError(f"size must be one of {sorted(SIZES)} or a dict with exactly the keys {sorted(SIZES['xs'])}, "
-                         f"got {size!r}")
-    bad = {k: v for k, v in size.items() if isinstance(v, bool) or not isinstance(v, int) or v < (0 if k == 'layers'
-                                                                                                   else 1)}
+        raise ValueError(
+            f"size must be one of {sorted(SIZES)} or a dict with exactly the keys {sorted(SIZES['xs'])}, got {size!r}"
+        )
+    bad = {
+        k: v
+        for k, v in size.items()
+        if isinstance(v, bool) or not isinstance(v, int) or v < (0 if k == "layers" else 1)
+    }
     if bad:
         raise ValueError(f"size values must be positive integers (layers >= 0), got {bad}")
     return dict(size)
@@ -88,18 +100,21 @@ def resolve_size(size: str | dict[str, int]) -> dict[str, int]:
 class WorldModel(nn.Module):
     """Encoder, RSSM, decoder, reward head (two-hot symexp) and continue head (Bernoulli logits)."""
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space, size: dict[str, int],
-                 unimix: float = 0.01) -> None:
+    def __init__(
+        self, observation_space: gym.Space, action_space: gym.Space, size: dict[str, int], unimix: float = 0.01
+    ) -> None:
         super().__init__()
         s = size
         self.encoder = ObsEncoder(observation_space, s["depth"], s["units"], s["layers"])
-        self.rssm = RSSM(self.encoder.out_dim, action_dim(action_space), s["deter"], s["stoch"], s["classes"],
-                         s["units"], unimix)
+        self.rssm = RSSM(
+            self.encoder.out_dim, action_dim(action_space), s["deter"], s["stoch"], s["classes"], s["units"], unimix
+        )
         self.feat_dim = s["deter"] + s["stoch"] * s["classes"]
         self.decoder = ObsDecoder(observation_space, self.feat_dim, s["depth"], s["units"], s["layers"])
         self.reward = TwoHotHead(self.feat_dim, s["units"], s["layers"])
-        self.cont = nn.Sequential(mlp(self.feat_dim, s["units"], s["layers"]),
-                                  nn.Linear(s["units"] if s["layers"] else self.feat_dim, 1))
+        self.cont = nn.Sequential(
+            mlp(self.feat_dim, s["units"], s["layers"]), nn.Linear(s["units"] if s["layers"] else self.feat_dim, 1)
+        )
 
     def reward_dist(self, f: torch.Tensor) -> TwoHotSymexp:
         return TwoHotSymexp(self.reward(f), self.reward.bins)
@@ -121,13 +136,27 @@ class DreamerPolicy(BasePolicy):
 
     actor: Actor
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space, lr_schedule: Schedule,
-                 size: str | dict[str, int] = "xs", actor_lr: float = 3e-5, critic_lr: float = 3e-5,
-                 unimix: float = 0.01, model_eps: float = 1e-8, ac_eps: float = 1e-5) -> None:
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        lr_schedule: Schedule,
+        size: str | dict[str, int] = "xs",
+        actor_lr: float = 3e-5,
+        critic_lr: float = 3e-5,
+        unimix: float = 0.01,
+        model_eps: float = 1e-8,
+        ac_eps: float = 1e-5,
+    ) -> None:
         super().__init__(observation_space, action_space, squash_output=isinstance(action_space, spaces.Box))
         self.size, self.sizes = size, resolve_size(size)
-        self.actor_lr, self.critic_lr, self.unimix, self.model_eps, self.ac_eps = actor_lr, critic_lr, unimix, \
-            model_eps, ac_eps
+        self.actor_lr, self.critic_lr, self.unimix, self.model_eps, self.ac_eps = (
+            actor_lr,
+            critic_lr,
+            unimix,
+            model_eps,
+            ac_eps,
+        )
         s = self.sizes
         self.world_model = WorldModel(observation_space, action_space, s, unimix)
         channels_last(self.world_model)  # faster convolutions on CPU (oneDNN) and GPU, same maths
@@ -142,8 +171,15 @@ class DreamerPolicy(BasePolicy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(size=self.size, actor_lr=self.actor_lr, critic_lr=self.critic_lr, unimix=self.unimix,
-                    model_eps=self.model_eps, ac_eps=self.ac_eps, lr_schedule=self._dummy_schedule)
+        data.update(
+            size=self.size,
+            actor_lr=self.actor_lr,
+            critic_lr=self.critic_lr,
+            unimix=self.unimix,
+            model_eps=self.model_eps,
+            ac_eps=self.ac_eps,
+            lr_schedule=self._dummy_schedule,
+        )
         return data
 
     def n_parameters(self) -> int:
@@ -159,26 +195,38 @@ class DreamerPolicy(BasePolicy):
     def obs_as_tensors(self, obs: Any) -> dict[str, torch.Tensor]:
         """Observations (numpy or tensors, an array or a dict) as a dict of tensors on the device; images stay uint8."""
         d = obs if isinstance(obs, dict) else {"obs": obs}
-        return {k: torch.as_tensor(np.asarray(v) if not isinstance(v, torch.Tensor) else v, device=self.device)
-                for k, v in d.items()}
+        return {
+            k: torch.as_tensor(np.asarray(v) if not isinstance(v, torch.Tensor) else v, device=self.device)
+            for k, v in d.items()
+        }
 
     def to_model_action(self, a: torch.Tensor) -> torch.Tensor:
         """Buffer actions (scaled to [-1, 1], or a Discrete index) in the model's format (one-hot if discrete)."""
         if isinstance(self.action_space, spaces.Discrete):
-            return F.one_hot(a.long().reshape(a.shape[:-1] if a.dim() > 1 and a.shape[-1] == 1 else a.shape),
-                             int(self.action_space.n)).float()
+            return F.one_hot(
+                a.long().reshape(a.shape[:-1] if a.dim() > 1 and a.shape[-1] == 1 else a.shape),
+                int(self.action_space.n),
+            ).float()
         return a.float()
 
     def initial_state(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Recurrent state of ``n`` envs before their first step: ``(h, z, previous action)``, all zeros (the first
         observation resets ``h, z`` to the learned initial state anyway)."""
         s = self.sizes
-        return (np.zeros((n, s["deter"]), np.float32), np.zeros((n, s["stoch"], s["classes"]), np.float32),
-                np.zeros((n, action_dim(self.action_space)), np.float32))
+        return (
+            np.zeros((n, s["deter"]), np.float32),
+            np.zeros((n, s["stoch"], s["classes"]), np.float32),
+            np.zeros((n, action_dim(self.action_space)), np.float32),
+        )
 
     @torch.no_grad()
-    def step(self, obs: Any, state: tuple[np.ndarray, np.ndarray, np.ndarray], is_first: np.ndarray,
-             deterministic: bool = False) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def step(
+        self,
+        obs: Any,
+        state: tuple[np.ndarray, np.ndarray, np.ndarray],
+        is_first: np.ndarray,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Filter one observation per env into the recurrent state and act from it.
 
         :param obs: observations ``(n, ...)`` (or a dict of them)
@@ -206,30 +254,37 @@ class DreamerPolicy(BasePolicy):
 class DreamerCnnPolicy(DreamerPolicy):
     """:class:`DreamerPolicy` for image observations ``(C, H, W)`` uint8."""
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space, lr_schedule: Schedule,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, observation_space: gym.Space, action_space: gym.Space, lr_schedule: Schedule, **kwargs: Any
+    ) -> None:
         if not is_image(observation_space):
-            raise TypeError(f"Dreamer's CnnPolicy needs image observations (C, H, W) uint8, got {observation_space}; "
-                            "use 'MlpPolicy' for vectors or 'MultiInputPolicy' for a Dict")
+            raise TypeError(
+                f"Dreamer's CnnPolicy needs image observations (C, H, W) uint8, got {observation_space}; "
+                "use 'MlpPolicy' for vectors or 'MultiInputPolicy' for a Dict"
+            )
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
 
 class DreamerMlpPolicy(DreamerPolicy):
     """:class:`DreamerPolicy` for 1-D vector observations (symlog inputs and targets)."""
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space, lr_schedule: Schedule,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, observation_space: gym.Space, action_space: gym.Space, lr_schedule: Schedule, **kwargs: Any
+    ) -> None:
         if not (isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 1):
-            raise TypeError(f"Dreamer's MlpPolicy needs 1-D vector observations (a Box of shape (n,)), got "
-                            f"{observation_space}; use 'CnnPolicy' for images or 'MultiInputPolicy' for a Dict")
+            raise TypeError(
+                f"Dreamer's MlpPolicy needs 1-D vector observations (a Box of shape (n,)), got "
+                f"{observation_space}; use 'CnnPolicy' for images or 'MultiInputPolicy' for a Dict"
+            )
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
 
 class DreamerMultiInputPolicy(DreamerPolicy):
     """:class:`DreamerPolicy` for Dict observations of images and vectors."""
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space, lr_schedule: Schedule,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, observation_space: gym.Space, action_space: gym.Space, lr_schedule: Schedule, **kwargs: Any
+    ) -> None:
         if not isinstance(observation_space, spaces.Dict):
             raise TypeError(f"Dreamer's MultiInputPolicy needs a Dict observation space, got {observation_space}")
         check_obs_space(observation_space)

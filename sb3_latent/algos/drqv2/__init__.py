@@ -4,5 +4,13 @@ from sb3_latent.algos.drqv2.policies import DrQv2MlpPolicy, DrQv2Policy
 CnnPolicy = DrQv2Policy
 MlpPolicy = DrQv2MlpPolicy
 
-__all__ = ["PRESETS", "CnnPolicy", "DrQv2", "DrQv2MlpPolicy", "DrQv2Policy", "MlpPolicy", "StddevSchedule",
-           "parse_stddev_schedule"]
+__all__ = [
+    "PRESETS",
+    "CnnPolicy",
+    "DrQv2",
+    "DrQv2MlpPolicy",
+    "DrQv2Policy",
+    "MlpPolicy",
+    "StddevSchedule",
+    "parse_stddev_schedule",
+]

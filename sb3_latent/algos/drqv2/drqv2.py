@@ -33,8 +33,12 @@ from sb3_latent.common.checks import check_int
 _NUM = r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*"
 _FORMS = {"constant": 1, "linear": 3, "step_linear": 5}
 SelfDrQv2 = TypeVar("SelfDrQv2", bound="DrQv2")
-SCHEDULE_FORMS = ("a float", "'constant(x)'", "'linear(init, final, duration)'",
-                  "'step_linear(init, final1, duration1, final2, duration2)'")
+SCHEDULE_FORMS = (
+    "a float",
+    "'constant(x)'",
+    "'linear(init, final, duration)'",
+    "'step_linear(init, final1, duration1, final2, duration2)'",
+)
 
 
 @dataclass(frozen=True)
@@ -68,9 +72,12 @@ def parse_stddev_schedule(spec: str | float) -> StddevSchedule:
 
     :raises ValueError: for anything else, naming the accepted forms
     """
+
     def bad(why: str) -> ValueError:
-        return ValueError(f"invalid stddev_schedule {spec!r} ({why}); expected {', '.join(SCHEDULE_FORMS[:-1])} "
-                          f"or {SCHEDULE_FORMS[-1]}, e.g. 'linear(1.0, 0.1, 500000)'")
+        return ValueError(
+            f"invalid stddev_schedule {spec!r} ({why}); expected {', '.join(SCHEDULE_FORMS[:-1])} "
+            f"or {SCHEDULE_FORMS[-1]}, e.g. 'linear(1.0, 0.1, 500000)'"
+        )
 
     if isinstance(spec, bool) or not isinstance(spec, (str, int, float)):
         raise bad(f"a {type(spec).__name__}")
@@ -127,8 +134,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     # hard.yaml: num_train_frames 30100000, stddev_schedule 'linear(1.0,0.1,2000000)'
     "hard": {"stddev_schedule": "linear(1.0,0.1,2000000)", "num_train_frames": 30_100_000},
     # humanoid_{stand,walk,run}.yaml: hard, plus lr 8e-5 and feature_dim 100
-    "humanoid": {"stddev_schedule": "linear(1.0,0.1,2000000)", "num_train_frames": 30_100_000,
-                 "learning_rate": 8e-5, "features_dim": 100},
+    "humanoid": {
+        "stddev_schedule": "linear(1.0,0.1,2000000)",
+        "num_train_frames": 30_100_000,
+        "learning_rate": 8e-5,
+        "features_dim": 100,
+    },
 }
 for _preset in PRESETS.values():
     _preset["n_timesteps"] = _preset["num_train_frames"] // 2
@@ -178,7 +189,7 @@ class DrQv2(SharedEncoderMixin, ContractsMixin, OffPolicyAlgorithm):
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"CnnPolicy": DrQv2Policy, "MlpPolicy": DrQv2MlpPolicy}
-    policy: DrQv2Policy | DrQv2MlpPolicy  # type: ignore[assignment]
+    policy: DrQv2Policy | DrQv2MlpPolicy
 
     def __init__(
         self,
@@ -225,13 +236,28 @@ class DrQv2(SharedEncoderMixin, ContractsMixin, OffPolicyAlgorithm):
             replay_buffer_kwargs = {"n_steps": int(n_steps), "gamma": gamma, **replay_buffer_kwargs}
         self.stddev_schedule, self.stddev_clip, self.check_finite = stddev_schedule, stddev_clip, check_finite
         super().__init__(
-            policy, env, learning_rate, buffer_size=buffer_size, learning_starts=learning_starts,
-            batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq, gradient_steps=gradient_steps,
-            replay_buffer_class=replay_buffer_class, replay_buffer_kwargs=replay_buffer_kwargs,
-            n_steps=int(n_steps), policy_kwargs=policy_kwargs, stats_window_size=stats_window_size,
-            tensorboard_log=tensorboard_log, verbose=verbose, device=device, seed=seed, sde_support=False,
+            policy,
+            env,
+            learning_rate,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            tau=tau,
+            gamma=gamma,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            n_steps=int(n_steps),
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            sde_support=False,
             support_multi_env=True,
-        )  # fmt: skip
+        )
         if _init_setup_model:
             self._setup_model()
 
@@ -289,8 +315,9 @@ class DrQv2(SharedEncoderMixin, ContractsMixin, OffPolicyAlgorithm):
 
     # --- the update ---------------------------------------------------------------------------
 
-    def _target_q(self, data: ReplayBufferSamples, next_obs: torch.Tensor, next_maps: torch.Tensor,
-                  stddev: float) -> torch.Tensor:
+    def _target_q(
+        self, data: ReplayBufferSamples, next_obs: torch.Tensor, next_maps: torch.Tensor, stddev: float
+    ) -> torch.Tensor:
         """The critic's target (paper §3, actor-critic algorithm):
         ``y = r_n + γ^n (1 - done) min_k Q̄_k(h', a')``, ``a' = clip(μ(h') + clip(ε σ, -c, c))``, where
         ``r_n`` is the n-step return, ``γ^n`` the sample's ``discounts`` (γ to the steps taken, shorter at
@@ -298,8 +325,9 @@ class DrQv2(SharedEncoderMixin, ContractsMixin, OffPolicyAlgorithm):
         encoding of the augmented ``next_obs`` (the target critic has its own trunk and Qs, no encoder).
         """
         with torch.no_grad():
-            next_action = clipped_noise_action(self.actor.mu(self._head(self.actor.features_extractor, next_maps)),
-                                               stddev, self.stddev_clip)
+            next_action = clipped_noise_action(
+                self.actor.mu(self._head(self.actor.features_extractor, next_maps)), stddev, self.stddev_clip
+            )
             next_q = self._q(self.critic_target, self._target_features(next_obs, next_maps), next_action)
             discounts = data.discounts if data.discounts is not None else self.gamma
             return data.rewards + discounts * (1 - data.dones) * next_q.min(dim=1, keepdim=True)[0]
@@ -337,8 +365,12 @@ class DrQv2(SharedEncoderMixin, ContractsMixin, OffPolicyAlgorithm):
         self.actor.optimizer.step()
         # target critic: EMA with τ of the trunk and Qs (no target encoder: the target reads the online one)
         self._soft_update_critic(self.tau)
-        return {"critic_target_q": target_q.mean(), "critic_loss": critic_loss.detach(),
-                "actor_loss": actor_loss.detach(), "critic_q": q.detach().mean()}
+        return {
+            "critic_target_q": target_q.mean(),
+            "critic_loss": critic_loss.detach(),
+            "actor_loss": actor_loss.detach(),
+            "critic_q": q.detach().mean(),
+        }
 
     def train(self, gradient_steps: int, batch_size: int = 256) -> None:
         """``gradient_steps * n_envs`` updates: the update schedule is per agent step (see the class)."""
@@ -347,7 +379,7 @@ class DrQv2(SharedEncoderMixin, ContractsMixin, OffPolicyAlgorithm):
         stddev = self.stddev()
         updates = []  # gradient_steps=-1: SB3 passes the agent steps collected already
         for _ in range(gradient_steps * self.n_envs if self.gradient_steps >= 0 else gradient_steps):
-            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
             self._n_updates += 1
             updates.append(self.update(data))
         self._check_finite(updates, self._n_updates - len(updates) + 1)
@@ -361,11 +393,23 @@ class DrQv2(SharedEncoderMixin, ContractsMixin, OffPolicyAlgorithm):
         for key, values in logs.items():  # one device sync per call, not per update
             self.logger.record(f"train/{key}", torch.stack(values).mean().item())
 
-    def learn(self: SelfDrQv2, total_timesteps: int, callback: MaybeCallback = None, log_interval: int = 4,
-              tb_log_name: str = "DrQv2", reset_num_timesteps: bool = True, progress_bar: bool = False) -> SelfDrQv2:
-        return super().learn(total_timesteps=total_timesteps, callback=callback, log_interval=log_interval,
-                             tb_log_name=tb_log_name, reset_num_timesteps=reset_num_timesteps,
-                             progress_bar=progress_bar)
+    def learn(
+        self: SelfDrQv2,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "DrQv2",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfDrQv2:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "actor", "critic", "critic_target"]

@@ -52,9 +52,15 @@ class DrQv2Policy(PixelPolicyMixin, TD3Policy):
             # DrQ-v2's encoder: the whole stack as one image, then the trunk Linear → LayerNorm → tanh (50)
             features_extractor_kwargs = {"n_frames": 1, "features_dim": 50, **(features_extractor_kwargs or {})}
         self._setup_augmentation(observation_space, augment, augment_kwargs)
-        super().__init__(observation_space, action_space, lr_schedule, net_arch=net_arch,
-                         features_extractor_class=features_extractor_class,
-                         features_extractor_kwargs=features_extractor_kwargs, **kwargs)
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch=net_arch,
+            features_extractor_class=features_extractor_class,
+            features_extractor_kwargs=features_extractor_kwargs,
+            **kwargs,
+        )
 
     def _build(self, lr_schedule: Schedule) -> None:
         build_shared_encoder(self, lr_schedule, target_shares_encoder=True)  # no actor target, no target encoder
@@ -75,8 +81,9 @@ class DrQv2MlpPolicy(PixelPolicyMixin, TD3Policy):
     """DrQ-v2 on vector observations: TD3's MLP actor and twin critic, no actor target, no encoder,
     no augmentation (DDPG-style n-step learning with the scheduled exploration noise)."""
 
-    def __init__(self, observation_space: gym.spaces.Space, action_space: gym.spaces.Box, lr_schedule: Schedule,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, observation_space: gym.spaces.Space, action_space: gym.spaces.Box, lr_schedule: Schedule, **kwargs: Any
+    ) -> None:
         self._setup_augmentation(observation_space, None, None)
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 

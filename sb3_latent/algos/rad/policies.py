@@ -52,9 +52,15 @@ class RADPolicy(PixelPolicyMixin, SACPolicy):
             features_extractor_kwargs = {"n_frames": 1, "features_dim": 64, **(features_extractor_kwargs or {})}
         self.encoder_lr = encoder_lr
         self._setup_augmentation(observation_space, augment, augment_kwargs)
-        super().__init__(observation_space, action_space, lr_schedule, net_arch=net_arch,
-                         features_extractor_class=features_extractor_class,
-                         features_extractor_kwargs=features_extractor_kwargs, **kwargs)
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch=net_arch,
+            features_extractor_class=features_extractor_class,
+            features_extractor_kwargs=features_extractor_kwargs,
+            **kwargs,
+        )
 
     def _build(self, lr_schedule: Schedule) -> None:
         build_shared_encoder(self, lr_schedule, target_shares_encoder=False)  # the target has its own encoder copy
@@ -74,4 +80,3 @@ class RADPolicy(PixelPolicyMixin, SACPolicy):
 
 class RADMlpPolicy(SACPolicy):
     """RAD on vector observations: SAC's MLP policy (no encoder, no augmentation)."""
-

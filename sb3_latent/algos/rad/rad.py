@@ -55,7 +55,7 @@ class RAD(SharedEncoderMixin, ContractsMixin, SAC):
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"CnnPolicy": RADPolicy, "MlpPolicy": RADMlpPolicy}
-    policy: RADPolicy | RADMlpPolicy  # type: ignore[assignment]
+    policy: RADPolicy | RADMlpPolicy
 
     def __init__(
         self,
@@ -92,8 +92,10 @@ class RAD(SharedEncoderMixin, ContractsMixin, SAC):
         device: torch.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
-        for name, value in [("actor_update_interval", actor_update_interval),
-                            ("target_update_interval", target_update_interval)]:
+        for name, value in [
+            ("actor_update_interval", actor_update_interval),
+            ("target_update_interval", target_update_interval),
+        ]:
             check_int(name, value, 1, whole_floats=True)
         if not 0.0 < encoder_tau <= 1.0:
             raise ValueError(f"encoder_tau must be in (0, 1], got {encoder_tau!r}")
@@ -101,21 +103,41 @@ class RAD(SharedEncoderMixin, ContractsMixin, SAC):
         pixels = policy == "CnnPolicy" or (isinstance(policy, type) and issubclass(policy, RADPolicy))
         check_spaces("RAD (SAC)", env, pixels)
         if pixels:
-            policy_kwargs = {"augment": augment, "augment_kwargs": augment_kwargs, "encoder_lr": encoder_lr,
-                             **policy_kwargs}
+            policy_kwargs = {
+                "augment": augment,
+                "augment_kwargs": augment_kwargs,
+                "encoder_lr": encoder_lr,
+                **policy_kwargs,
+            }
             replay_buffer_class = replay_buffer_class or FrameStoreReplayBuffer  # each frame stored once
         self.actor_update_interval, self.encoder_tau = int(actor_update_interval), encoder_tau
         self.alpha_lr, self.alpha_betas, self.same_augmentation = alpha_lr, alpha_betas, same_augmentation
         self.check_finite = check_finite
         super().__init__(
-            policy, env, learning_rate=learning_rate, buffer_size=buffer_size, learning_starts=learning_starts,
-            batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq, gradient_steps=gradient_steps,
-            action_noise=action_noise, replay_buffer_class=replay_buffer_class,
-            replay_buffer_kwargs=replay_buffer_kwargs, ent_coef=ent_coef,
-            target_update_interval=target_update_interval, target_entropy=target_entropy,
-            stats_window_size=stats_window_size, tensorboard_log=tensorboard_log, policy_kwargs=policy_kwargs,
-            verbose=verbose, seed=seed, device=device, _init_setup_model=_init_setup_model,
-        )  # fmt: skip
+            policy,
+            env,
+            learning_rate=learning_rate,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            tau=tau,
+            gamma=gamma,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            action_noise=action_noise,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            ent_coef=ent_coef,
+            target_update_interval=target_update_interval,
+            target_entropy=target_entropy,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            seed=seed,
+            device=device,
+            _init_setup_model=_init_setup_model,
+        )
 
     def _setup_model(self) -> None:
         super()._setup_model()
@@ -128,8 +150,8 @@ class RAD(SharedEncoderMixin, ContractsMixin, SAC):
     def _policy(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Squashed-Gaussian action and its log-probability from actor features."""
         latent = self.actor.latent_pi(features)
-        log_std = torch.clamp(self.actor.log_std(latent), LOG_STD_MIN, LOG_STD_MAX)  # type: ignore[operator]
-        action, log_prob = self.actor.action_dist.log_prob_from_params(self.actor.mu(latent), log_std)  # type: ignore[call-arg]
+        log_std = torch.clamp(self.actor.log_std(latent), LOG_STD_MIN, LOG_STD_MAX)
+        action, log_prob = self.actor.action_dist.log_prob_from_params(self.actor.mu(latent), log_std)
         return action, log_prob.reshape(-1, 1)
 
     # --- the update -----------------------------------------------------------------------------
@@ -155,10 +177,14 @@ class RAD(SharedEncoderMixin, ContractsMixin, SAC):
         q = self._q(self.critic, self._head(critic_fe, obs_maps), data.actions)
         critic_loss = F.mse_loss(q, target_q.expand_as(q), reduction="none").mean(0).sum()  # sum over the Qs, as RAD
         self.critic.optimizer.zero_grad()
-        critic_loss.backward()  # type: ignore[union-attr]
+        critic_loss.backward()
         self.critic.optimizer.step()
-        logs = {"target_q": target_q.mean(), "critic_loss": critic_loss.detach(), "critic_q": q.detach().mean(),
-                "ent_coef": ent_coef.mean()}
+        logs = {
+            "target_q": target_q.mean(),
+            "critic_loss": critic_loss.detach(),
+            "critic_q": q.detach().mean(),
+            "ent_coef": ent_coef.mean(),
+        }
 
         if self._n_updates % self.actor_update_interval == 0:  # actor and temperature, eq. (3)
             maps = obs_maps.detach()  # the critic's encoding, reused (as DrQ-v2 does); no encoder gradient
@@ -186,7 +212,7 @@ class RAD(SharedEncoderMixin, ContractsMixin, SAC):
         lr = self._set_learning_rates()
         updates = []
         for _ in range(gradient_steps):
-            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
             self._n_updates += 1
             updates.append(self.update(data))
             # after each update: the next one's squashed Gaussian refuses NaN
@@ -200,10 +226,22 @@ class RAD(SharedEncoderMixin, ContractsMixin, SAC):
         for key, values in logs.items():
             self.logger.record(f"train/{key}", torch.stack(values).float().mean().item())
 
-    def learn(self: SelfRAD, total_timesteps: int, callback: MaybeCallback = None, log_interval: int = 4,
-              tb_log_name: str = "", reset_num_timesteps: bool = True, progress_bar: bool = False) -> SelfRAD:
+    def learn(
+        self: SelfRAD,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfRAD:
         """SAC's ``learn``; TensorBoard runs are named after the class (``RAD_1``, a subclass's own name)
         unless ``tb_log_name`` is given."""
-        return super().learn(total_timesteps=total_timesteps, callback=callback, log_interval=log_interval,
-                             tb_log_name=tb_log_name or type(self).__name__,
-                             reset_num_timesteps=reset_num_timesteps, progress_bar=progress_bar)
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name or type(self).__name__,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )

@@ -107,11 +107,17 @@ class RainbowCNN(NatureCNN):
     :param normalized_image: the images are floats in [0, 1] already
     """
 
-    def __init__(self, observation_space: spaces.Box, arch: str | list[tuple[int, int, int]] = "der",
-                 normalized_image: bool = False) -> None:
+    def __init__(
+        self,
+        observation_space: spaces.Box,
+        arch: str | list[tuple[int, int, int]] = "der",
+        normalized_image: bool = False,
+    ) -> None:
         if isinstance(arch, str) and arch not in CONV_ARCHS:
-            raise ValueError(f"Unknown Rainbow encoder {arch!r}; expected one of {sorted(CONV_ARCHS)} or a list of "
-                             "(out_channels, kernel, stride)")
+            raise ValueError(
+                f"Unknown Rainbow encoder {arch!r}; expected one of {sorted(CONV_ARCHS)} or a list of "
+                "(out_channels, kernel, stride)"
+            )
         layers: list[nn.Module] = []
         channels = observation_space.shape[0]
         for out, kernel, stride in CONV_ARCHS[arch] if isinstance(arch, str) else arch:
@@ -147,20 +153,33 @@ class RainbowQNetwork(BasePolicy):
 
     action_space: spaces.Discrete
 
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Discrete,
-                 features_extractor: BaseFeaturesExtractor, features_dim: int, n_atoms: int = 51, hidden: int = 256,
-                 dueling: bool = True, noisy: bool = True, sigma0: float = 0.5, normalize_images: bool = True) -> None:
-        super().__init__(observation_space, action_space, features_extractor=features_extractor,
-                         normalize_images=normalize_images)
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Discrete,
+        features_extractor: BaseFeaturesExtractor,
+        features_dim: int,
+        n_atoms: int = 51,
+        hidden: int = 256,
+        dueling: bool = True,
+        noisy: bool = True,
+        sigma0: float = 0.5,
+        normalize_images: bool = True,
+    ) -> None:
+        super().__init__(
+            observation_space, action_space, features_extractor=features_extractor, normalize_images=normalize_images
+        )
         self.n_atoms, self.n_actions, self.dueling = n_atoms, int(action_space.n), dueling
 
         def linear(i: int, o: int) -> nn.Module:
             return NoisyLinear(i, o, sigma0) if noisy else nn.Linear(i, o)
 
-        self.advantage = nn.Sequential(linear(features_dim, hidden), nn.ReLU(),
-                                       linear(hidden, self.n_actions * n_atoms))
-        self.value = (nn.Sequential(linear(features_dim, hidden), nn.ReLU(), linear(hidden, n_atoms)) if dueling
-                      else None)
+        self.advantage = nn.Sequential(
+            linear(features_dim, hidden), nn.ReLU(), linear(hidden, self.n_actions * n_atoms)
+        )
+        self.value = (
+            nn.Sequential(linear(features_dim, hidden), nn.ReLU(), linear(hidden, n_atoms)) if dueling else None
+        )
 
     def logits(self, obs: PyTorchObs) -> torch.Tensor:
         """Per-action atom logits ``(B, A, n_atoms)`` (dueling combination before the softmax)."""
@@ -190,7 +209,7 @@ class RainbowQNetwork(BasePolicy):
             for m, b in zip(layers, before, strict=True):
                 m.noise = b
 
-    def forward(self, obs: PyTorchObs) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, obs: PyTorchObs) -> torch.Tensor:
         raise NotImplementedError("use RainbowPolicy.q_values")
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> torch.Tensor:
@@ -245,28 +264,48 @@ class RainbowPolicy(BasePolicy):
         if not isinstance(action_space, spaces.Discrete):
             raise TypeError(f"Rainbow needs a Discrete action space, got {action_space}")
         if distributional and not (v_min < v_max and n_atoms >= 2):
-            raise ValueError(f"need v_min < v_max and n_atoms >= 2, got v_min={v_min}, v_max={v_max}, "
-                             f"n_atoms={n_atoms}")
+            raise ValueError(
+                f"need v_min < v_max and n_atoms >= 2, got v_min={v_min}, v_max={v_max}, n_atoms={n_atoms}"
+            )
         optimizer_kwargs = {"eps": adam_eps, **(optimizer_kwargs or {})}
-        super().__init__(observation_space, action_space, features_extractor_class, features_extractor_kwargs or {},
-                         optimizer_class=optimizer_class, optimizer_kwargs=optimizer_kwargs,
-                         normalize_images=normalize_images)
+        super().__init__(
+            observation_space,
+            action_space,
+            features_extractor_class,
+            features_extractor_kwargs or {},
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+            normalize_images=normalize_images,
+        )
         self.v_min, self.v_max, self.distributional = float(v_min), float(v_max), distributional
         self.n_atoms = n_atoms if distributional else 1
         self.dueling, self.noisy, self.sigma0, self.hidden, self.adam_eps = dueling, noisy, sigma0, hidden, adam_eps
-        self.register_buffer("support", torch.linspace(self.v_min, self.v_max, self.n_atoms) if distributional
-                             else torch.ones(1))
+        self.register_buffer(
+            "support", torch.linspace(self.v_min, self.v_max, self.n_atoms) if distributional else torch.ones(1)
+        )
         self.q_net, self.q_net_target = self.make_q_net(), self.make_q_net()
         self.q_net_target.load_state_dict(self.q_net.state_dict())
         self.q_net_target.set_training_mode(False)
-        self.optimizer = self.optimizer_class(self.q_net.parameters(), lr=lr_schedule(1),  # type: ignore[call-arg]
-                                              **self.optimizer_kwargs)
+        self.optimizer = self.optimizer_class(
+            self.q_net.parameters(),
+            lr=lr_schedule(1),  # type: ignore[call-arg]
+            **self.optimizer_kwargs,
+        )
 
     def make_q_net(self) -> RainbowQNetwork:
         extractor = self.make_features_extractor()
-        return RainbowQNetwork(self.observation_space, self.action_space, extractor, extractor.features_dim,
-                               n_atoms=self.n_atoms, hidden=self.hidden, dueling=self.dueling, noisy=self.noisy,
-                               sigma0=self.sigma0, normalize_images=self.normalize_images).to(self.device)
+        return RainbowQNetwork(
+            self.observation_space,
+            self.action_space,
+            extractor,
+            extractor.features_dim,
+            n_atoms=self.n_atoms,
+            hidden=self.hidden,
+            dueling=self.dueling,
+            noisy=self.noisy,
+            sigma0=self.sigma0,
+            normalize_images=self.normalize_images,
+        ).to(self.device)
 
     def distribution(self, net: RainbowQNetwork, obs: PyTorchObs, log: bool = False) -> torch.Tensor:
         """``(B, A, n_atoms)`` probabilities (log-probabilities if ``log``) of ``net``; Q values ``(B, A, 1)`` when
@@ -284,7 +323,7 @@ class RainbowPolicy(BasePolicy):
         self.q_net.reset_noise()
         self.q_net_target.reset_noise()
 
-    def forward(self, obs: PyTorchObs, deterministic: bool = True) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, obs: PyTorchObs, deterministic: bool = True) -> torch.Tensor:
         return self._predict(obs, deterministic)
 
     def _predict(self, obs: PyTorchObs, deterministic: bool = True) -> torch.Tensor:
@@ -297,12 +336,23 @@ class RainbowPolicy(BasePolicy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(v_min=self.v_min, v_max=self.v_max, n_atoms=self.n_atoms if self.distributional else 51,
-                    distributional=self.distributional, dueling=self.dueling, noisy=self.noisy, sigma0=self.sigma0,
-                    hidden=self.hidden, adam_eps=self.adam_eps, lr_schedule=self._dummy_schedule,
-                    features_extractor_class=self.features_extractor_class,
-                    features_extractor_kwargs=self.features_extractor_kwargs, normalize_images=self.normalize_images,
-                    optimizer_class=self.optimizer_class, optimizer_kwargs=self.optimizer_kwargs)
+        data.update(
+            v_min=self.v_min,
+            v_max=self.v_max,
+            n_atoms=self.n_atoms if self.distributional else 51,
+            distributional=self.distributional,
+            dueling=self.dueling,
+            noisy=self.noisy,
+            sigma0=self.sigma0,
+            hidden=self.hidden,
+            adam_eps=self.adam_eps,
+            lr_schedule=self._dummy_schedule,
+            features_extractor_class=self.features_extractor_class,
+            features_extractor_kwargs=self.features_extractor_kwargs,
+            normalize_images=self.normalize_images,
+            optimizer_class=self.optimizer_class,
+            optimizer_kwargs=self.optimizer_kwargs,
+        )
         return data
 
 

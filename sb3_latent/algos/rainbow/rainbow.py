@@ -57,23 +57,53 @@ from sb3_latent.buffers import NStepFrameStoreReplayBuffer, PrioritizedFrameStor
 SelfRainbow = TypeVar("SelfRainbow", bound="Rainbow")
 
 _DER: dict[str, Any] = dict(
-    learning_rate=1e-4, adam_eps=1.5e-4, buffer_size=100_000, learning_starts=1600, batch_size=32, gamma=0.99,
-    train_freq=1, gradient_steps=1, target_update_interval=2000, n_steps=20, v_min=-10.0, v_max=10.0, n_atoms=51,
-    noisy=True, sigma0=0.1, dueling=True, distributional=True, double=True, prioritized=True, alpha=0.5,
-    beta=0.4, max_grad_norm=10.0, hidden=256, arch="der",
+    learning_rate=1e-4,
+    adam_eps=1.5e-4,
+    buffer_size=100_000,
+    learning_starts=1600,
+    batch_size=32,
+    gamma=0.99,
+    train_freq=1,
+    gradient_steps=1,
+    target_update_interval=2000,
+    n_steps=20,
+    v_min=-10.0,
+    v_max=10.0,
+    n_atoms=51,
+    noisy=True,
+    sigma0=0.1,
+    dueling=True,
+    distributional=True,
+    double=True,
+    prioritized=True,
+    alpha=0.5,
+    beta=0.4,
+    max_grad_norm=10.0,
+    hidden=256,
+    arch="der",
 )
 #: hyperparameters per preset (module docstring)
 PRESETS: dict[str, dict[str, Any]] = {
     "der": _DER,
     "lever": {**_DER, "prioritized": False},
-    "rainbow": {**_DER, "learning_rate": 6.25e-5, "buffer_size": 1_000_000, "learning_starts": 20_000,
-                "train_freq": 4, "target_update_interval": 8000, "n_steps": 3, "sigma0": 0.5, "hidden": 512,
-                "arch": "nature"},
+    "rainbow": {
+        **_DER,
+        "learning_rate": 6.25e-5,
+        "buffer_size": 1_000_000,
+        "learning_starts": 20_000,
+        "train_freq": 4,
+        "target_update_interval": 8000,
+        "n_steps": 3,
+        "sigma0": 0.5,
+        "hidden": 512,
+        "arch": "nature",
+    },
 }
 
 
-def project_distribution(next_probs: torch.Tensor, rewards: torch.Tensor, dones: torch.Tensor,
-                         discounts: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
+def project_distribution(
+    next_probs: torch.Tensor, rewards: torch.Tensor, dones: torch.Tensor, discounts: torch.Tensor, support: torch.Tensor
+) -> torch.Tensor:
     """The C51 projection (Bellemare et al. 2017, Algorithm 1) of the n-step target distribution.
 
     Atom ``z_j`` with probability ``p_j`` moves to ``T z_j = r + (1 - done) * discount * z_j``, clipped to
@@ -205,23 +235,47 @@ class Rainbow(ContractsMixin, OffPolicyAlgorithm):
         self.preset, self.check_finite = preset, check_finite
         self.n_steps, self.v_min, self.v_max, self.n_atoms = int(s["n_steps"]), s["v_min"], s["v_max"], s["n_atoms"]
         self.noisy, self.sigma0, self.dueling = bool(s["noisy"]), float(s["sigma0"]), bool(s["dueling"])
-        self.distributional, self.double, self.prioritized = bool(s["distributional"]), bool(s["double"]), \
-            bool(s["prioritized"])
+        self.distributional, self.double, self.prioritized = (
+            bool(s["distributional"]),
+            bool(s["double"]),
+            bool(s["prioritized"]),
+        )
         self.alpha, self.beta, self.beta_final = float(s["alpha"]), float(s["beta"]), float(beta_final)
-        self.adam_eps, self.max_grad_norm, self.hidden, self.arch = s["adam_eps"], s["max_grad_norm"], s["hidden"], \
-            s["arch"]
+        self.adam_eps, self.max_grad_norm, self.hidden, self.arch = (
+            s["adam_eps"],
+            s["max_grad_norm"],
+            s["hidden"],
+            s["arch"],
+        )
         self.target_update_interval = int(s["target_update_interval"])
-        self.exploration_fraction, self.exploration_initial_eps, self.exploration_final_eps = \
-            exploration_fraction, exploration_initial_eps, exploration_final_eps
+        self.exploration_fraction, self.exploration_initial_eps, self.exploration_final_eps = (
+            exploration_fraction,
+            exploration_initial_eps,
+            exploration_final_eps,
+        )
         self.exploration_rate = 0.0 if self.noisy else exploration_initial_eps
         self._n_calls = 0
         super().__init__(
-            policy, env, s["learning_rate"], buffer_size=int(s["buffer_size"]),
-            learning_starts=int(s["learning_starts"]), batch_size=int(s["batch_size"]), tau=1.0, gamma=s["gamma"],
-            train_freq=s["train_freq"], gradient_steps=int(s["gradient_steps"]),
-            replay_buffer_class=replay_buffer_class, replay_buffer_kwargs=replay_buffer_kwargs,
-            policy_kwargs=policy_kwargs, stats_window_size=stats_window_size, tensorboard_log=tensorboard_log,
-            verbose=verbose, device=device, seed=seed, sde_support=False, support_multi_env=True,
+            policy,
+            env,
+            s["learning_rate"],
+            buffer_size=int(s["buffer_size"]),
+            learning_starts=int(s["learning_starts"]),
+            batch_size=int(s["batch_size"]),
+            tau=1.0,
+            gamma=s["gamma"],
+            train_freq=s["train_freq"],
+            gradient_steps=int(s["gradient_steps"]),
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            sde_support=False,
+            support_multi_env=True,
             supported_action_spaces=(spaces.Discrete,),
         )
         self.n_steps = int(s["n_steps"])  # SB3's n_steps; our buffers get it through their kwargs
@@ -240,18 +294,25 @@ class Rainbow(ContractsMixin, OffPolicyAlgorithm):
     def _setup_model(self) -> None:
         kwargs = dict(self.replay_buffer_kwargs or {})
         if self.replay_buffer_class is None:
-            self.replay_buffer_class = PrioritizedFrameStoreReplayBuffer if self.prioritized \
-                else NStepFrameStoreReplayBuffer
+            self.replay_buffer_class = (
+                PrioritizedFrameStoreReplayBuffer if self.prioritized else NStepFrameStoreReplayBuffer
+            )
         cls = self.replay_buffer_class
-        params = {name for c in cls.__mro__ if "__init__" in vars(c)  # a subclass passing **kwargs on takes its bases'
-                  for name in inspect.signature(c.__init__).parameters}  # type: ignore[misc]
+        params = {
+            name
+            for c in cls.__mro__
+            if "__init__" in vars(c)  # a subclass passing **kwargs on takes its bases'
+            for name in inspect.signature(c.__init__).parameters
+        }
         if "n_steps" in params:  # the frame-store buffers with n-step returns (plain, prioritized, LeVER's)
             kwargs.setdefault("n_frames", self._default_n_frames())
             kwargs.setdefault("n_steps", self.n_steps)
             kwargs.setdefault("gamma", self.gamma)
         elif self.n_steps > 1:
-            raise ValueError(f"n_steps={self.n_steps} needs a buffer with n-step returns; {cls.__name__} has none "
-                             "(use NStepFrameStoreReplayBuffer, PrioritizedFrameStoreReplayBuffer or n_steps=1)")
+            raise ValueError(
+                f"n_steps={self.n_steps} needs a buffer with n-step returns; {cls.__name__} has none "
+                "(use NStepFrameStoreReplayBuffer, PrioritizedFrameStoreReplayBuffer or n_steps=1)"
+            )
         if hasattr(cls, "bind"):  # a buffer that binds to the model (LeVER): the paper's Atari choices
             for key, value in self.rebinding_buffer_defaults.items():
                 if key in params:
@@ -260,15 +321,17 @@ class Rainbow(ContractsMixin, OffPolicyAlgorithm):
             kwargs.setdefault("alpha", self.alpha)
             kwargs.setdefault("beta", self.beta)
         elif self.prioritized and not hasattr(cls, "update_priorities"):
-            raise ValueError(f"prioritized=True needs a prioritized buffer; {cls.__name__} has no update_priorities "
-                             "(use PrioritizedFrameStoreReplayBuffer or prioritized=False)")
+            raise ValueError(
+                f"prioritized=True needs a prioritized buffer; {cls.__name__} has no update_priorities "
+                "(use PrioritizedFrameStoreReplayBuffer or prioritized=False)"
+            )
         self.replay_buffer_kwargs = kwargs
         pk = dict(self.policy_kwargs or {})
-        for key in ("v_min", "v_max", "n_atoms", "distributional", "dueling", "noisy", "sigma0", "hidden",
-                    "adam_eps"):
+        for key in ("v_min", "v_max", "n_atoms", "distributional", "dueling", "noisy", "sigma0", "hidden", "adam_eps"):
             pk.setdefault(key, getattr(self, key))
-        image = isinstance(self.observation_space, spaces.Box) and is_image_space(self.observation_space,
-                                                                                 check_channels=False)
+        image = isinstance(self.observation_space, spaces.Box) and is_image_space(
+            self.observation_space, check_channels=False
+        )
         if image and "features_extractor_class" not in pk:
             pk["features_extractor_kwargs"] = {"arch": self.arch, **pk.get("features_extractor_kwargs", {})}
         self.policy_kwargs = pk
@@ -276,8 +339,9 @@ class Rainbow(ContractsMixin, OffPolicyAlgorithm):
             warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored because a custom")
             super()._setup_model()
         self.q_net, self.q_net_target = self.policy.q_net, self.policy.q_net_target
-        self.exploration_schedule = LinearSchedule(self.exploration_initial_eps, self.exploration_final_eps,
-                                                   self.exploration_fraction)
+        self.exploration_schedule = LinearSchedule(
+            self.exploration_initial_eps, self.exploration_final_eps, self.exploration_fraction
+        )
         self._bind_buffer()
 
     def _bind_buffer(self) -> None:
@@ -308,9 +372,13 @@ class Rainbow(ContractsMixin, OffPolicyAlgorithm):
             self.exploration_rate = self.exploration_schedule(self._current_progress_remaining)
             self.logger.record("rollout/exploration_rate", self.exploration_rate)
 
-    def predict(self, observation: Any, state: tuple[np.ndarray, ...] | None = None,
-                episode_start: np.ndarray | None = None,
-                deterministic: bool = False) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+    def predict(
+        self,
+        observation: Any,
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
         """Greedy actions of the noise-free network when ``deterministic``; else of the noisy network (noisy
         nets) or epsilon-greedy (without)."""
         if not deterministic and not self.noisy and np.random.rand() < self.exploration_rate:
@@ -324,18 +392,20 @@ class Rainbow(ContractsMixin, OffPolicyAlgorithm):
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         if self.prioritized and not hasattr(self.replay_buffer, "update_priorities"):
-            raise ValueError(f"prioritized=True needs a prioritized buffer; {type(self.replay_buffer).__name__} has "
-                             "none (attach_lever puts a uniform LeVERReplayBuffer: use preset='lever' or "
-                             "prioritized=False with it, or replay_buffer_class=PrioritizedLeVERReplayBuffer)")
+            raise ValueError(
+                f"prioritized=True needs a prioritized buffer; {type(self.replay_buffer).__name__} has "
+                "none (attach_lever puts a uniform LeVERReplayBuffer: use preset='lever' or "
+                "prioritized=False with it, or replay_buffer_class=PrioritizedLeVERReplayBuffer)"
+            )
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         # beta annealed linearly from its initial value to beta_final over training (Schaul et al. 2016, §3.4)
         beta = self.beta + (self.beta_final - self.beta) * (1.0 - self._current_progress_remaining)
         if self.prioritized:
-            self.replay_buffer.beta = beta  # type: ignore[union-attr]
+            self.replay_buffer.beta = beta
         updates = []
         for _ in range(gradient_steps):
-            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
             updates.append(self.update(data))
             self._n_updates += 1
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
@@ -356,8 +426,11 @@ class Rainbow(ContractsMixin, OffPolicyAlgorithm):
             target_probs = self.policy.distribution(self.q_net_target, data.next_observations)  # (B, A, N)
             support = self.policy.support
             # double Q (van Hasselt et al. 2016): the online network picks a*, the target network evaluates it
-            chooser = self.policy.q_values(self.q_net, data.next_observations) if self.double \
+            chooser = (
+                self.policy.q_values(self.q_net, data.next_observations)
+                if self.double
                 else (target_probs * support).sum(-1)
+            )
             next_p = target_probs[batch, chooser.argmax(dim=1)]  # (B, N)
             if self.distributional:
                 target = project_distribution(next_p, data.rewards, data.dones, discounts, support)
@@ -381,12 +454,23 @@ class Rainbow(ContractsMixin, OffPolicyAlgorithm):
         if self.prioritized:  # new priorities: the per-sample loss (Hessel et al. 2018)
             priorities = per_sample.detach()
             if bool(torch.isfinite(priorities).all()):
-                self.replay_buffer.update_priorities(data.leaves, priorities)  # type: ignore[union-attr]
+                self.replay_buffer.update_priorities(data.leaves, priorities)
         return {"loss": loss.detach(), "q_mean": q_mean}
 
-    def learn(self: SelfRainbow, total_timesteps: int, callback: MaybeCallback = None, log_interval: int = 4,
-              tb_log_name: str = "Rainbow", reset_num_timesteps: bool = True,
-              progress_bar: bool = False) -> SelfRainbow:
-        return super().learn(total_timesteps=total_timesteps, callback=callback, log_interval=log_interval,
-                             tb_log_name=tb_log_name, reset_num_timesteps=reset_num_timesteps,
-                             progress_bar=progress_bar)
+    def learn(
+        self: SelfRainbow,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "Rainbow",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfRainbow:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )

@@ -89,12 +89,18 @@ def conv_encoder(channels: int, features: int = 256, width: int = 32, size: int 
     (C, size, size) → (features,); the last kernel is ``size / 16`` (4 for the paper's 64x64 frames)."""
     w = width
     return nn.Sequential(
-        nn.Conv2d(channels, w, 5, 2, 2), nn.LeakyReLU(0.2, inplace=True),
-        nn.Conv2d(w, 2 * w, 3, 2, 1), nn.LeakyReLU(0.2, inplace=True),
-        nn.Conv2d(2 * w, 4 * w, 3, 2, 1), nn.LeakyReLU(0.2, inplace=True),
-        nn.Conv2d(4 * w, 8 * w, 3, 2, 1), nn.LeakyReLU(0.2, inplace=True),
-        FullConv2d(8 * w, features, size // 16), nn.LeakyReLU(0.2, inplace=True), nn.Flatten(),
-    )  # fmt: skip
+        nn.Conv2d(channels, w, 5, 2, 2),
+        nn.LeakyReLU(0.2, inplace=True),
+        nn.Conv2d(w, 2 * w, 3, 2, 1),
+        nn.LeakyReLU(0.2, inplace=True),
+        nn.Conv2d(2 * w, 4 * w, 3, 2, 1),
+        nn.LeakyReLU(0.2, inplace=True),
+        nn.Conv2d(4 * w, 8 * w, 3, 2, 1),
+        nn.LeakyReLU(0.2, inplace=True),
+        FullConv2d(8 * w, features, size // 16),
+        nn.LeakyReLU(0.2, inplace=True),
+        nn.Flatten(),
+    )
 
 
 def conv_decoder(latent: int, channels: int, width: int = 32, size: int = 64) -> nn.Sequential:
@@ -104,12 +110,16 @@ def conv_decoder(latent: int, channels: int, width: int = 32, size: int = 64) ->
     w = width
     return nn.Sequential(
         nn.Unflatten(1, (latent, 1, 1)),
-        FullConvTranspose2d(latent, 8 * w, size // 16), nn.LeakyReLU(0.2, inplace=True),
-        nn.ConvTranspose2d(8 * w, 4 * w, 3, 2, 1, 1), nn.LeakyReLU(0.2, inplace=True),
-        nn.ConvTranspose2d(4 * w, 2 * w, 3, 2, 1, 1), nn.LeakyReLU(0.2, inplace=True),
-        nn.ConvTranspose2d(2 * w, w, 3, 2, 1, 1), nn.LeakyReLU(0.2, inplace=True),
+        FullConvTranspose2d(latent, 8 * w, size // 16),
+        nn.LeakyReLU(0.2, inplace=True),
+        nn.ConvTranspose2d(8 * w, 4 * w, 3, 2, 1, 1),
+        nn.LeakyReLU(0.2, inplace=True),
+        nn.ConvTranspose2d(4 * w, 2 * w, 3, 2, 1, 1),
+        nn.LeakyReLU(0.2, inplace=True),
+        nn.ConvTranspose2d(2 * w, w, 3, 2, 1, 1),
+        nn.LeakyReLU(0.2, inplace=True),
         nn.ConvTranspose2d(w, channels, 5, 2, 2, 1),
-    )  # fmt: skip
+    )
 
 
 class LatentModel(nn.Module):
@@ -131,9 +141,18 @@ class LatentModel(nn.Module):
 
     optimizer: torch.optim.Optimizer
 
-    def __init__(self, channels: int, action_dim: int, z1_dim: int = 32, z2_dim: int = 256, feature_dim: int = 256,
-                 hidden: tuple[int, ...] = (256, 256), pixel_std: float = math.sqrt(0.1), conv_width: int = 32,
-                 size: int = 64) -> None:
+    def __init__(
+        self,
+        channels: int,
+        action_dim: int,
+        z1_dim: int = 32,
+        z2_dim: int = 256,
+        feature_dim: int = 256,
+        hidden: tuple[int, ...] = (256, 256),
+        pixel_std: float = math.sqrt(0.1),
+        conv_width: int = 32,
+        size: int = 64,
+    ) -> None:
         super().__init__()
         if size < 16 or size % 16:
             raise ValueError(f"SLAC's conv stack needs square frames whose side is a multiple of 16, got {size}")
@@ -262,10 +281,20 @@ class SLACPolicy(BasePolicy):
     :param conv_width: channels of the first conv of encoder and decoder (paper: 32)
     """
 
-    def __init__(self, observation_space: gym.spaces.Space, action_space: gym.spaces.Box, lr_schedule: Schedule,
-                 sequence_length: int = 8, z1_dim: int = 32, z2_dim: int = 256, feature_dim: int = 256,
-                 hidden: tuple[int, ...] | list[int] = (256, 256), model_lr: float = 1e-4, conv_width: int = 32,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        observation_space: gym.spaces.Space,
+        action_space: gym.spaces.Box,
+        lr_schedule: Schedule,
+        sequence_length: int = 8,
+        z1_dim: int = 32,
+        z2_dim: int = 256,
+        feature_dim: int = 256,
+        hidden: tuple[int, ...] | list[int] = (256, 256),
+        model_lr: float = 1e-4,
+        conv_width: int = 32,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(observation_space, action_space, **kwargs)
         assert observation_space.shape is not None and action_space.shape is not None
         channels, a_dim = observation_space.shape[0], int(np.prod(action_space.shape))
@@ -273,8 +302,16 @@ class SLACPolicy(BasePolicy):
         if self.sequence_length < 2:
             raise ValueError(f"sequence_length (τ) must be >= 2, got {sequence_length!r}")
         self.feature_dim, self.hidden, self.model_lr, self.conv_width = feature_dim, tuple(hidden), model_lr, conv_width
-        self.latent = LatentModel(channels, a_dim, z1_dim, z2_dim, feature_dim, self.hidden, conv_width=conv_width,
-                                  size=observation_space.shape[-1])
+        self.latent = LatentModel(
+            channels,
+            a_dim,
+            z1_dim,
+            z2_dim,
+            feature_dim,
+            self.hidden,
+            conv_width=conv_width,
+            size=observation_space.shape[-1],
+        )
         self.latent.encoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.latent.decoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         tau = self.sequence_length
@@ -290,9 +327,15 @@ class SLACPolicy(BasePolicy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(sequence_length=self.sequence_length, z1_dim=self.z1_dim, z2_dim=self.z2_dim,
-                    feature_dim=self.feature_dim, hidden=list(self.hidden), model_lr=self.model_lr,
-                    conv_width=self.conv_width)
+        data.update(
+            sequence_length=self.sequence_length,
+            z1_dim=self.z1_dim,
+            z2_dim=self.z2_dim,
+            feature_dim=self.feature_dim,
+            hidden=list(self.hidden),
+            model_lr=self.model_lr,
+            conv_width=self.conv_width,
+        )
         return data
 
     def features(self, obs: torch.Tensor) -> torch.Tensor:
@@ -309,8 +352,10 @@ class SLACPolicy(BasePolicy):
             return self.actor(self.history_input(f, a), deterministic)[0]
 
     def _predict(self, observation: Any, deterministic: bool = False) -> torch.Tensor:
-        raise RuntimeError("SLAC acts from a history of frames and actions: use SLAC.predict(obs, state, "
-                           "episode_start), which keeps it per env")
+        raise RuntimeError(
+            "SLAC acts from a history of frames and actions: use SLAC.predict(obs, state, "
+            "episode_start), which keeps it per env"
+        )
 
     def set_training_mode(self, mode: bool) -> None:
         self.latent.train(mode)

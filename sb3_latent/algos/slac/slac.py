@@ -43,6 +43,8 @@ class SLACBatch(NamedTuple):
 
     model: Sequences
     sac: Sequences | None = None
+
+
 def check_frames(space: spaces.Space) -> None:
     """Raise unless ``space`` holds single uint8 frames ``(C, S, S)``, ``S`` a multiple of 16.
 
@@ -53,11 +55,15 @@ def check_frames(space: spaces.Space) -> None:
         raise TypeError(f"SLAC's CnnPolicy needs uint8 image frames (C, 64, 64), got {space}")
     c, h, w = space.shape
     if h != w or h < 16 or h % 16:
-        raise ValueError(f"SLAC's conv encoder and decoder (Appendix A) need square frames whose side is a multiple "
-                         f"of 16 (the paper's: 64x64), got {h}x{w}; render at size=64 (make_dmc_env(..., size=64))")
+        raise ValueError(
+            f"SLAC's conv encoder and decoder (Appendix A) need square frames whose side is a multiple "
+            f"of 16 (the paper's: 64x64), got {h}x{w}; render at size=64 (make_dmc_env(..., size=64))"
+        )
     if c not in (1, 3):
-        raise ValueError(f"SLAC takes single frames (1 or 3 channels) and keeps its own history of τ frames; got {c} "
-                         "channels: remove frame stacking (frame_stack=1)")
+        raise ValueError(
+            f"SLAC takes single frames (1 or 3 channels) and keeps its own history of τ frames; got {c} "
+            "channels: remove frame stacking (frame_stack=1)"
+        )
 
 
 class SLAC(ContractsMixin, OffPolicyAlgorithm):
@@ -92,7 +98,7 @@ class SLAC(ContractsMixin, OffPolicyAlgorithm):
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"CnnPolicy": SLACPolicy}
     policy: SLACPolicy
-    replay_buffer: SequenceReplayBuffer  # type: ignore[assignment]
+    replay_buffer: SequenceReplayBuffer
 
     def __init__(
         self,
@@ -135,13 +141,28 @@ class SLAC(ContractsMixin, OffPolicyAlgorithm):
         if replay_buffer_class is None:  # sequences of τ + 1 frames inside episodes (the reference code's)
             replay_buffer_kwargs = {"sequence_length": n_seq + 1, "mode": "episode", **(replay_buffer_kwargs or {})}
         super().__init__(
-            policy, env, learning_rate, buffer_size=buffer_size, learning_starts=learning_starts,
-            batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq, gradient_steps=gradient_steps,
-            replay_buffer_class=replay_buffer_class or SequenceReplayBuffer, replay_buffer_kwargs=replay_buffer_kwargs,
-            policy_kwargs=policy_kwargs, stats_window_size=stats_window_size, tensorboard_log=tensorboard_log,
-            verbose=verbose, device=device, seed=seed, sde_support=False, supported_action_spaces=(spaces.Box,),
+            policy,
+            env,
+            learning_rate,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            tau=tau,
+            gamma=gamma,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            replay_buffer_class=replay_buffer_class or SequenceReplayBuffer,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            sde_support=False,
+            supported_action_spaces=(spaces.Box,),
             support_multi_env=True,
-        )  # fmt: skip
+        )
         if _init_setup_model:
             self._setup_model()
 
@@ -170,8 +191,9 @@ class SLAC(ContractsMixin, OffPolicyAlgorithm):
         hist = torch.cat([zero.expand(len(f), tau - 1, -1), f[:, None]], dim=1)
         return hist, torch.zeros((len(f), tau - 1, a_dim), device=self.device)
 
-    def _push(self, f_hist: torch.Tensor, a_hist: torch.Tensor, f: torch.Tensor, a: torch.Tensor,
-              new_episode: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def _push(
+        self, f_hist: torch.Tensor, a_hist: torch.Tensor, f: torch.Tensor, a: torch.Tensor, new_episode: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Append a frame's features and the action that led to it; restart the envs in ``new_episode``."""
         f_hist = torch.cat([f_hist[:, 1:], f[:, None]], dim=1)
         a_hist = torch.cat([a_hist[:, 1:], a[:, None]], dim=1) if a_hist.shape[1] else a_hist
@@ -215,8 +237,14 @@ class SLAC(ContractsMixin, OffPolicyAlgorithm):
         new_state = (f_hist.cpu().numpy(), a_hist.cpu().numpy(), a.cpu().numpy())
         return (actions[0] if single else actions), new_state
 
-    def _setup_learn(self, total_timesteps: int, callback: MaybeCallback = None, reset_num_timesteps: bool = True,
-                     tb_log_name: str = "run", progress_bar: bool = False) -> tuple[int, Any]:
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ) -> tuple[int, Any]:
         was_reset = reset_num_timesteps or self._last_obs is None
         out = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
         if was_reset or self._history is None:  # the envs were reset: every history restarts
@@ -225,8 +253,9 @@ class SLAC(ContractsMixin, OffPolicyAlgorithm):
             self._history = tuple(h.cpu().numpy() for h in self._fresh_history(f))  # type: ignore[assignment]
         return out
 
-    def _sample_action(self, learning_starts: int, action_noise: Any = None,
-                       n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    def _sample_action(
+        self, learning_starts: int, action_noise: Any = None, n_envs: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Uniform random actions before ``learning_starts``; then the stochastic policy on the history."""
         if self.num_timesteps < learning_starts or self._history is None:
             return super()._sample_action(learning_starts, None, n_envs)
@@ -234,8 +263,15 @@ class SLAC(ContractsMixin, OffPolicyAlgorithm):
         scaled = self.policy.act(f_hist, a_hist, deterministic=False).cpu().numpy()
         return self.policy.unscale_action(scaled), scaled
 
-    def _store_transition(self, replay_buffer: ReplayBuffer, buffer_action: np.ndarray, new_obs: Any,
-                          reward: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> None:
+    def _store_transition(
+        self,
+        replay_buffer: ReplayBuffer,
+        buffer_action: np.ndarray,
+        new_obs: Any,
+        reward: np.ndarray,
+        dones: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
         assert self._history is not None
         f_hist, a_hist = (torch.as_tensor(h, device=self.device) for h in self._history)
@@ -251,8 +287,12 @@ class SLAC(ContractsMixin, OffPolicyAlgorithm):
         s = self.replay_buffer.sample(batch_size, sequence_length=self.policy.sequence_length + 1, mode="episode")
         assert isinstance(s.observations, torch.Tensor)
         # the step t -> t+1 terminates the episode when o_t+1 is terminal (truncations bootstrap)
-        return (s.observations.float().div_(255.0), s.actions.float(), s.rewards.float()[..., None],
-                s.terminated[:, 1:].float()[..., None])
+        return (
+            s.observations.float().div_(255.0),
+            s.actions.float(),
+            s.rewards.float()[..., None],
+            s.terminated[:, 1:].float()[..., None],
+        )
 
     def sample_batch(self, sac: bool = True) -> SLACBatch:
         """What one :meth:`update` reads: ``model_batch_size`` sequences for the model and, if ``sac``,
@@ -308,8 +348,12 @@ class SLAC(ContractsMixin, OffPolicyAlgorithm):
         p.actor.optimizer.zero_grad(set_to_none=True)
         actor_loss.backward()
         p.actor.optimizer.step()
-        logs = {"critic_target": y.mean(), "critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(),
-                "ent_coef": alpha.reshape(())}
+        logs = {
+            "critic_target": y.mean(),
+            "critic_loss": critic_loss.detach(),
+            "actor_loss": actor_loss.detach(),
+            "ent_coef": alpha.reshape(()),
+        }
         if self.log_ent_coef is not None:  # temperature: E[-log α (log π + target entropy)]
             ent_loss = -(self.log_ent_coef * (logp.detach() + self.target_entropy_value)).mean()
             self.ent_coef_optimizer.zero_grad(set_to_none=True)
@@ -370,11 +414,23 @@ class SLAC(ContractsMixin, OffPolicyAlgorithm):
                 self.logger.record(f"train/{key}", torch.stack(logs[key]).mean().item())
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
 
-    def learn(self: SelfSLAC, total_timesteps: int, callback: MaybeCallback = None, log_interval: int = 4,
-              tb_log_name: str = "SLAC", reset_num_timesteps: bool = True, progress_bar: bool = False) -> SelfSLAC:
-        return super().learn(total_timesteps=total_timesteps, callback=callback, log_interval=log_interval,
-                             tb_log_name=tb_log_name, reset_num_timesteps=reset_num_timesteps,
-                             progress_bar=progress_bar)
+    def learn(
+        self: SelfSLAC,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "SLAC",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfSLAC:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state = ["policy", "policy.actor.optimizer", "policy.critic.optimizer", "policy.latent.optimizer"]
