@@ -406,3 +406,13 @@ def test_several_envs_keep_one_update_per_train_freq_agent_steps(n_envs: int) ->
     model.learn(200)
     assert model.num_timesteps == 200 and model._n_updates == (200 - 40) // 2
     assert model.predict(model.get_env().reset(), deterministic=True)[0].shape == (n_envs, 2)
+
+
+@pytest.mark.parametrize("kwargs", [{}, flare_kwargs(n_frames=3, **TINY)])
+def test_the_trunk_keeps_its_tanh(kwargs) -> None:
+    # official drqv2.py: trunk = Linear -> LayerNorm -> Tanh, whatever extractor feeds it; RAD/Flare heads have none
+    model = make(policy_kwargs=kwargs)
+    for fe in (model.actor.features_extractor, model.critic.features_extractor):
+        assert fe.tanh and isinstance(fe.act, torch.nn.Tanh)
+    off = make(policy_kwargs={"features_extractor_kwargs": {**TINY, "tanh": False}})
+    assert not off.critic.features_extractor.tanh

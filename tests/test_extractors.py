@@ -29,11 +29,17 @@ def small(cls, space, **kw):
 
 
 @pytest.mark.parametrize("cls", PIXEL_EXTRACTORS)
-def test_output_is_features_dim_in_minus_one_to_one(cls) -> None:
+def test_head_is_linear_layernorm_without_tanh_unless_asked(cls) -> None:
+    # official flare/rad/curl encoders run with output_logits=True: Linear -> LayerNorm, no tanh
     ext = small(cls, image_space(), n_frames=3)
-    out = ext(torch.rand(5, 9, 24, 24))
+    x = torch.rand(5, 9, 24, 24)
+    out = ext(x)
     assert out.shape == (5, 16) and ext.features_dim == 16
-    assert out.abs().max() <= 1.0  # tanh(LayerNorm(...))
+    assert not ext.tanh and isinstance(ext.act, torch.nn.Identity)
+    torch.testing.assert_close(out, ext.ln(ext.fc(ext.fuse(ext.encode(x)))))
+    with_tanh = small(cls, image_space(), n_frames=3, tanh=True)  # DrQ-v2's trunk
+    with_tanh.load_state_dict(ext.state_dict())
+    torch.testing.assert_close(with_tanh(x), torch.tanh(out))
 
 
 def test_flare_fuses_latents_of_the_newest_frames_and_their_flow() -> None:
@@ -41,12 +47,13 @@ def test_flare_fuses_latents_of_the_newest_frames_and_their_flow() -> None:
     x = torch.rand(4, 9, 24, 24)
     z = torch.stack([ext.encoder(x[:, 3 * i : 3 * i + 3]) for i in range(3)], dim=1)
     fused = torch.cat([z[:, 1], z[:, 2], z[:, 1] - z[:, 0], z[:, 2] - z[:, 1]], dim=1).flatten(1)
-    torch.testing.assert_close(ext(x), torch.tanh(ext.ln(ext.fc(fused))))
+    torch.testing.assert_close(ext(x), ext.ln(ext.fc(fused)))
 
 
 def input_grad_per_frame(ext, frames: int = 3) -> list[float]:
     x = torch.rand(2, 3 * frames, 24, 24, requires_grad=True)
-    ext(x).sum().backward()
+    out = ext(x)  # a random projection: the sum of a LayerNorm's output is constant
+    (out * torch.randn(out.shape[1:], generator=torch.Generator().manual_seed(0))).sum().backward()
     return [x.grad[:, 3 * i : 3 * i + 3].abs().sum().item() for i in range(frames)]
 
 
@@ -64,7 +71,8 @@ def test_latent_stack_and_pixel_flow_train_on_every_frame() -> None:
 
 def test_flare_encoder_gets_gradients() -> None:
     ext = small(FlareExtractor, image_space(), n_frames=3)
-    ext(torch.rand(2, 9, 24, 24)).sum().backward()
+    out = ext(torch.rand(2, 9, 24, 24))
+    (out * torch.randn(out.shape[1:])).sum().backward()  # the sum of a LayerNorm's output is constant
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in ext.encoder.parameters())
 
 
@@ -145,7 +153,7 @@ def test_detach_encoder_trains_the_head_but_not_the_encoder(cls) -> None:
     expected = ext(x)
     ext.detach_encoder = True
     torch.testing.assert_close(ext.head(ext.encode(x)), expected)
-    ext.head(ext.encode(x)).sum().backward()
+    (ext.head(ext.encode(x)) * torch.randn(16)).sum().backward()  # a LayerNorm's output sums to a constant
     assert all(p.grad is None for p in ext.encoder.parameters())
     assert ext.fc.weight.grad is not None and ext.fc.weight.grad.abs().sum() > 0
 

@@ -66,8 +66,9 @@ def _check_flow_frames(n_frames: int, name: str) -> None:
 
 class PixelExtractor(BaseFeaturesExtractor, ABC):
     """Shared machinery of the pixel extractors: split a stack into frames, :meth:`encode` them with
-    one conv encoder, then :meth:`head` fuses the maps and applies ``Linear → LayerNorm → tanh``
-    (Flare, Figure 4).
+    one conv encoder, then :meth:`head` fuses the maps and applies ``Linear → LayerNorm`` (Flare, Algorithm 1;
+    the official flare/rad/curl encoders run with ``output_logits=True``, no ``tanh``), or
+    ``Linear → LayerNorm → tanh`` with ``tanh=True`` (DrQ-v2's trunk; SAC-AE's encoder).
 
     The split lets algorithms share one encoder between several heads: with ``detach_encoder=True``
     the maps are detached before the head, so this copy trains its head but never the encoder
@@ -88,6 +89,7 @@ class PixelExtractor(BaseFeaturesExtractor, ABC):
         encoder: str | type[nn.Module] = "rad",
         encoder_kwargs: dict[str, Any] | None = None,
         channels_last: bool | None = None,
+        tanh: bool = False,
     ) -> None:
         name = type(self).__name__
         c, h, w, self.channels_last = _image_layout(observation_space, n_frames, name, channels_last)
@@ -100,6 +102,9 @@ class PixelExtractor(BaseFeaturesExtractor, ABC):
         self.map_shape = conv_output_shape(self.encoder, in_channels, h, w)
         self.fc = nn.Linear(n_maps * int(torch.Size(self.map_shape).numel()), features_dim)
         self.ln = nn.LayerNorm(features_dim)
+        self.tanh = bool(tanh)
+        #: what follows the LayerNorm: ``tanh`` (DrQ-v2's trunk) or nothing (Flare/RAD/CURL, ``output_logits``)
+        self.act: nn.Module = nn.Tanh() if tanh else nn.Identity()
         self.detach_encoder = False
         self.apply(weight_init)
 
@@ -159,10 +164,10 @@ class PixelExtractor(BaseFeaturesExtractor, ABC):
         return obs_maps, next_maps
 
     def head(self, maps: torch.Tensor) -> torch.Tensor:
-        """Encoder maps → features: fuse, then ``tanh(LayerNorm(Linear(.)))``."""
+        """Encoder maps → features: fuse, then ``LayerNorm(Linear(.))`` (and ``tanh`` with ``tanh=True``)."""
         if self.detach_encoder:
             maps = maps.detach()
-        return torch.tanh(self.ln(self.fc(self.fuse(maps))))
+        return self.act(self.ln(self.fc(self.fuse(maps))))
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         if self.detach_encoder:  # no graph through the encoder at all; the head still learns

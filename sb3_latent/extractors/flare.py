@@ -32,8 +32,9 @@ __all__ = [  # PixelExtractor lives in sb3_latent.extractors.base; imported from
 class FlareExtractor(PixelExtractor):
     """Flare: every frame of the stack goes through one shared conv encoder; the latent flow
     ``z_j - sg(z_{j-1})`` is taken on the conv maps; ``[z_2..z_T, flow_2..flow_T]`` →
-    Linear → LayerNorm → tanh (Algorithm 1; the oldest frame enters only through the flow, and
-    ``z_{j-1}`` is detached so the flow's gradient reaches the encoder through ``z_j`` alone).
+    Linear → LayerNorm (Algorithm 1; the oldest frame enters only through the flow, and
+    ``z_{j-1}`` is detached so the flow's gradient reaches the encoder through ``z_j`` alone). No ``tanh`` after the
+    LayerNorm, as the official code (``output_logits=True``); ``tanh=True`` adds one (DrQ-v2's trunk).
 
     :param observation_space: stacked image space ``(T*C, H, W)`` (or channels-last)
     :param features_dim: output size (Flare Table A.4: latent dimension 64)
@@ -41,6 +42,7 @@ class FlareExtractor(PixelExtractor):
     :param encoder: ``"rad"`` (4 x 32 3x3 convs, default), ``"nature"`` or an ``nn.Module`` class
     :param encoder_kwargs: passed to the encoder
     :param channels_last: input layout; None detects it from the space
+    :param tanh: ``tanh`` after the LayerNorm (False: the official flare/rad/curl head; DrQ-v2's policy sets True)
     """
 
     needs_flow = True
@@ -57,7 +59,7 @@ class FlareExtractor(PixelExtractor):
 
 class LatentStackExtractor(PixelExtractor):
     """Frame-wise latent stack (Flare ablation Q2, Figure 4b): every frame through the shared
-    encoder, the ``T`` latents concatenated, no flow; then Linear → LayerNorm → tanh.
+    encoder, the ``T`` latents concatenated, no flow; then Linear → LayerNorm.
 
     Parameters as :class:`FlareExtractor` (``n_frames`` >= 1).
     """
@@ -73,7 +75,7 @@ class LatentStackExtractor(PixelExtractor):
 class PixelFlowExtractor(PixelExtractor):
     """Pixel flow (Flare ablation Q1): early fusion of the ``T`` frames with their ``T - 1``
     pixel differences ``o_j - o_{j-1}`` along channels, one conv encoder over the lot, then
-    Linear → LayerNorm → tanh.
+    Linear → LayerNorm.
 
     Parameters as :class:`FlareExtractor` (``n_frames`` >= 2).
     """
@@ -141,6 +143,7 @@ def flare_kwargs(
     encoder: str | type[nn.Module] = "rad",
     encoder_kwargs: dict[str, Any] | None = None,
     net_arch: Any = None,
+    tanh: bool | None = None,
     **policy_kwargs: Any,
 ) -> dict[str, Any]:
     """``policy_kwargs`` that give any SB3 / sb3-contrib policy the Flare extractor::
@@ -152,6 +155,8 @@ def flare_kwargs(
     :param encoder: ``"rad"``, ``"nature"`` or an ``nn.Module`` class
     :param encoder_kwargs: passed to the encoder
     :param net_arch: SB3 ``net_arch`` (paper: ``[1024, 1024]``); None keeps the algorithm's default
+    :param tanh: ``tanh`` after the head's LayerNorm; None: the extractor's default (none, as the official
+        Flare head) or the algorithm's (DrQ-v2 adds its trunk's tanh)
     :param policy_kwargs: any other policy keyword (e.g. ``share_features_extractor``)
     """
     return _policy_kwargs(
@@ -162,6 +167,7 @@ def flare_kwargs(
         features_dim=features_dim,
         encoder=encoder,
         encoder_kwargs=encoder_kwargs,
+        **({} if tanh is None else {"tanh": tanh}),
     )
 
 
@@ -171,6 +177,7 @@ def latent_stack_kwargs(
     encoder: str | type[nn.Module] = "rad",
     encoder_kwargs: dict[str, Any] | None = None,
     net_arch: Any = None,
+    tanh: bool | None = None,
     **policy_kwargs: Any,
 ) -> dict[str, Any]:
     """``policy_kwargs`` for :class:`LatentStackExtractor`; arguments as :func:`flare_kwargs`."""
@@ -182,6 +189,7 @@ def latent_stack_kwargs(
         features_dim=features_dim,
         encoder=encoder,
         encoder_kwargs=encoder_kwargs,
+        **({} if tanh is None else {"tanh": tanh}),
     )
 
 
@@ -191,6 +199,7 @@ def pixel_flow_kwargs(
     encoder: str | type[nn.Module] = "rad",
     encoder_kwargs: dict[str, Any] | None = None,
     net_arch: Any = None,
+    tanh: bool | None = None,
     **policy_kwargs: Any,
 ) -> dict[str, Any]:
     """``policy_kwargs`` for :class:`PixelFlowExtractor`; arguments as :func:`flare_kwargs`."""
@@ -202,6 +211,7 @@ def pixel_flow_kwargs(
         features_dim=features_dim,
         encoder=encoder,
         encoder_kwargs=encoder_kwargs,
+        **({} if tanh is None else {"tanh": tanh}),
     )
 
 

@@ -12,7 +12,8 @@ Two ways in::
 
 What is frozen (``freeze``): ``"fc"`` (default; the paper's choice for DMC, Appendix E) freezes the
 conv encoder and the first Linear layer after it; the latent is that layer's output (``features_dim``
-floats, before LayerNorm/ReLU), and what follows it (LayerNorm → tanh, or ReLU) keeps training.
+floats, before LayerNorm/ReLU), and what follows it (LayerNorm, with DrQ-v2's trunk tanh; or ReLU) keeps
+training.
 ``"conv"`` freezes the conv layers only and stores the flattened conv output, which for an 84x84
 image is larger than the image itself, so it saves compute but no memory.
 

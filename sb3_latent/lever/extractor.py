@@ -52,12 +52,12 @@ def split_extractor(fe: nn.Module, freeze: str = "fc") -> Split:
             return Split(
                 body,
                 fe.fc,
-                lambda z: torch.tanh(fe.ln(z)),
+                lambda z: fe.act(fe.ln(z)),
                 [*conv, *fe.fc.parameters()],
                 fe.fc.out_features,
                 id(fe.encoder),
             )
-        return Split(body, _identity, lambda z: torch.tanh(fe.ln(fe.fc(z))), conv, fe.fc.in_features, id(fe.encoder))
+        return Split(body, _identity, lambda z: fe.act(fe.ln(fe.fc(z))), conv, fe.fc.in_features, id(fe.encoder))
     if isinstance(fe, NatureCNN):
         fc = fe.linear[0]
         assert isinstance(fc, nn.Linear)

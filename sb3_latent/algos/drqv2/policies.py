@@ -21,6 +21,7 @@ from stable_baselines3.td3.policies import TD3Policy
 from sb3_latent.algos.contracts import check_image_space
 from sb3_latent.algos.shared_encoder import PixelPolicyMixin, build_shared_encoder
 from sb3_latent.extractors import LatentStackExtractor
+from sb3_latent.extractors.base import PixelExtractor
 
 
 class DrQv2Policy(PixelPolicyMixin, TD3Policy):
@@ -51,6 +52,9 @@ class DrQv2Policy(PixelPolicyMixin, TD3Policy):
         if features_extractor_class is LatentStackExtractor:
             # DrQ-v2's encoder: the whole stack as one image, then the trunk Linear → LayerNorm → tanh (50)
             features_extractor_kwargs = {"n_frames": 1, "features_dim": 50, **(features_extractor_kwargs or {})}
+        if isinstance(features_extractor_class, type) and issubclass(features_extractor_class, PixelExtractor):
+            # DrQ-v2's trunk keeps its tanh (official drqv2.py), whatever pixel extractor feeds it
+            features_extractor_kwargs = {"tanh": True, **(features_extractor_kwargs or {})}
         self._setup_augmentation(observation_space, augment, augment_kwargs)
         super().__init__(
             observation_space,

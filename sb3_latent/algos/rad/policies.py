@@ -48,7 +48,7 @@ class RADPolicy(PixelPolicyMixin, SACPolicy):
     ) -> None:
         check_image_space(observation_space, "RAD")
         if features_extractor_class is LatentStackExtractor:
-            # RAD's own encoder: the whole stack as one image (early fusion), then Linear → LayerNorm → tanh
+            # RAD's own encoder: the whole stack as one image (early fusion), then Linear → LayerNorm (no tanh)
             features_extractor_kwargs = {"n_frames": 1, "features_dim": 64, **(features_extractor_kwargs or {})}
         self.encoder_lr = encoder_lr
         self._setup_augmentation(observation_space, augment, augment_kwargs)
