@@ -416,3 +416,21 @@ def test_the_trunk_keeps_its_tanh(kwargs) -> None:
         assert fe.tanh and isinstance(fe.act, torch.nn.Tanh)
     off = make(policy_kwargs={"features_extractor_kwargs": {**TINY, "tanh": False}})
     assert not off.critic.features_extractor.tanh
+
+
+def test_actor_and_critic_are_initialised_as_the_official_weight_init() -> None:
+    """drqv2 utils.weight_init: every Linear orthogonal (gain 1), convolutions orthogonal with ReLU gain on every
+    tap (not the SAC-AE delta-orthogonal), biases zero; official_init=False keeps the old scheme."""
+    model = make()
+    for m in [m for net in (model.actor, model.critic) for m in net.modules() if isinstance(m, torch.nn.Linear)]:
+        w = m.weight if m.weight.shape[0] <= m.weight.shape[1] else m.weight.T
+        torch.testing.assert_close(w @ w.T, torch.eye(w.shape[0]), atol=1e-4, rtol=0)
+        assert not m.bias.any()
+    for conv in [m for m in model.critic.modules() if isinstance(m, torch.nn.Conv2d)]:
+        w = conv.weight.flatten(1)
+        w = w if w.shape[0] <= w.shape[1] else w.T
+        torch.testing.assert_close(w @ w.T, 2.0 * torch.eye(w.shape[0]), atol=1e-4, rtol=0)
+        assert (conv.weight[:, :, 0, 0] != 0).any()  # every tap
+    old = make(policy_kwargs={"official_init": False})
+    conv = next(m for m in old.critic.modules() if isinstance(m, torch.nn.Conv2d))
+    assert not conv.weight[:, :, 0, 0].any()

@@ -35,7 +35,7 @@ def test_defaults_are_the_flare_papers() -> None:
     assert model.ent_coef_optimizer.defaults["betas"] == (0.5, 0.999)
     assert model.policy.net_args["net_arch"] == [1024, 1024]
     groups = {g["name"]: g["lr"] for g in model.critic.optimizer.param_groups}
-    assert groups == {"critic": 2e-4, "encoder": 1e-3}
+    assert groups == {"critic": 2e-4, "encoder": 2e-4}  # official: the encoder in the critic's optimizer
     assert model.critic.features_extractor.features_dim == 64
     assert model.policy.augment == "translate" and model.policy.encoder_space.shape == (9, 28, 28)  # 20 -> 28
     assert isinstance(model.replay_buffer, FrameStoreReplayBuffer) and model.replay_buffer.n_frames == 3
@@ -79,14 +79,22 @@ def test_critic_updates_train_the_encoder(kwargs, same) -> None:
 
 
 def test_targets_follow_by_ema_with_separate_taus() -> None:
+    """The whole target encoder (convolutions and its Linear/LayerNorm head) follows at encoder_tau, as the official
+    soft_update_params(critic.encoder, critic_target.encoder, encoder_tau); the Qs at tau."""
     model = make(policy_kwargs=flare_kwargs(n_frames=3, **TINY), target_update_interval=1, tau=0.3, encoder_tau=0.6)
     fill(model)
     online_enc = model.critic.features_extractor.encoder
     target_enc = model.critic_target.features_extractor.encoder
-    old_target_enc = [p.clone() for p in target_enc.parameters()]
+    target_head = [
+        *model.critic_target.features_extractor.fc.parameters(),
+        *model.critic_target.features_extractor.ln.parameters(),
+    ]
+    online_head = [*model.critic.features_extractor.fc.parameters(), *model.critic.features_extractor.ln.parameters()]
+    old_target_enc = [p.clone() for p in [*target_enc.parameters(), *target_head]]
     old_target_q = [p.clone() for p in model.critic_target.qf0.parameters()]
     model.train(gradient_steps=1, batch_size=16)
-    for old, new, online in zip(old_target_enc, target_enc.parameters(), online_enc.parameters(), strict=True):
+    new_target = [*target_enc.parameters(), *target_head]
+    for old, new, online in zip(old_target_enc, new_target, [*online_enc.parameters(), *online_head], strict=True):
         torch.testing.assert_close(new, 0.4 * old + 0.6 * online)
     pairs = zip(old_target_q, model.critic_target.qf0.parameters(), model.critic.qf0.parameters(), strict=True)
     for old, new, online in pairs:
@@ -187,3 +195,63 @@ def test_learn_with_progress_bar_and_registry_name(capsys) -> None:
     model = make(policy_kwargs=flare_kwargs(n_frames=3, **TINY))
     model.learn(70, progress_bar=True)
     assert model.num_timesteps == 70
+
+
+def test_initial_policy_std_is_the_official_codes() -> None:
+    """rad/flare/curl Actor.forward: log σ = -10 + 6 (tanh(x) + 1); with the orthogonal init x starts near 0, so σ
+    starts near exp(-4) ≈ 0.018 (measured 0.011-0.028 with the full-size nets; the issue guessed 0.03), not SB3's
+    clamp (σ ≈ 1)."""
+    model = make(policy_kwargs=flare_kwargs(n_frames=3, **TINY))
+    obs = torch.as_tensor(np.stack([model.observation_space.sample() for _ in range(64)]))
+    with torch.no_grad():
+        _, log_std, _ = model.actor.get_action_dist_params(model.policy.eval_view(obs).float() / 255)
+    std = log_std.exp()
+    assert std.min() > 0.002 and std.max() < 0.06 and abs(std.median().item() - np.exp(-4)) < 0.01
+    raw = torch.tensor([-100.0, 0.0, 100.0])
+    torch.testing.assert_close(model.actor.squash_log_std(raw), torch.tensor([-10.0, -4.0, 2.0]))
+    sb3 = make(policy_kwargs={**flare_kwargs(n_frames=3, **TINY), "log_std_bounds": None})
+    torch.testing.assert_close(sb3.actor.squash_log_std(raw), torch.tensor([-20.0, 0.0, 2.0]))
+
+
+def test_actor_and_critic_are_initialised_as_the_official_weight_init() -> None:
+    model = make(policy_kwargs=flare_kwargs(n_frames=3, **TINY))
+    linears = [m for net in (model.actor, model.critic) for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) > 6
+    for m in linears:  # orthogonal (gain 1), zero bias
+        w = m.weight if m.weight.shape[0] <= m.weight.shape[1] else m.weight.T
+        torch.testing.assert_close(w @ w.T, torch.eye(w.shape[0]), atol=1e-4, rtol=0)
+        assert not m.bias.any()
+    for conv in [m for m in model.critic.modules() if isinstance(m, torch.nn.Conv2d)]:  # delta-orthogonal
+        w = conv.weight
+        off_centre = w.clone()
+        off_centre[:, :, 1, 1] = 0
+        assert not off_centre.any() and not conv.bias.any()
+        c = w[:, :, 1, 1]
+        c = c if c.shape[0] <= c.shape[1] else c.T
+        torch.testing.assert_close(c @ c.T, 2.0 * torch.eye(c.shape[0]), atol=1e-4, rtol=0)  # ReLU gain^2 = 2
+    target = dict(model.critic_target.named_parameters())
+    for name, p in model.critic.named_parameters():
+        assert torch.equal(p, target[name])
+
+
+def test_temperature_loss_is_curl_sacs_and_log_alpha_is_an_option() -> None:
+    """curl_sac.py: alpha_loss = (α (-log π - H̄)).mean(); its gradient in log α is α times SB3's."""
+    grads = {}
+    for form in ("alpha", "log_alpha"):
+        model = make(policy_kwargs=flare_kwargs(n_frames=3, **TINY), alpha_loss=form, actor_update_interval=1)
+        fill(model)
+        model.ent_coef_optimizer.step = lambda *a, **k: None  # keep log α; read its gradient
+        torch.manual_seed(0)
+        model.train(gradient_steps=1, batch_size=16)
+        grads[form] = model.log_ent_coef.grad.clone()
+    torch.testing.assert_close(grads["alpha"], 0.1 * grads["log_alpha"], rtol=1e-3, atol=1e-7)
+    with pytest.raises(ValueError, match="alpha_loss"):
+        make(alpha_loss="beta")
+
+
+def test_encoder_lr_defaults_to_the_critics_and_stays_an_option() -> None:
+    model = make(policy_kwargs=flare_kwargs(n_frames=3, **TINY), learning_rate=3e-4)
+    assert {g["name"]: g["lr"] for g in model.critic.optimizer.param_groups} == {"critic": 3e-4, "encoder": 3e-4}
+    model = make(policy_kwargs=flare_kwargs(n_frames=3, **TINY), learning_rate=3e-4, encoder_lr=1e-3)
+    model._set_learning_rates()
+    assert {g["name"]: g["lr"] for g in model.critic.optimizer.param_groups} == {"critic": 3e-4, "encoder": 1e-3}

@@ -11,6 +11,7 @@ EMA, learning rates). The mixin reads extractors only through :class:`~sb3_laten
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -75,7 +76,9 @@ class PixelPolicyMixin:
         return obs
 
 
-def build_shared_encoder(policy: Any, lr_schedule: Schedule, target_shares_encoder: bool) -> None:
+def build_shared_encoder(
+    policy: Any, lr_schedule: Schedule, target_shares_encoder: bool, init: Callable[[nn.Module], None] | None = None
+) -> None:
     """Build ``policy.actor``, ``policy.critic``, ``policy.critic_target`` and the two optimizers
     with one conv encoder owned by the critic (RAD/CURL/DrQ-v2).
 
@@ -88,9 +91,14 @@ def build_shared_encoder(policy: Any, lr_schedule: Schedule, target_shares_encod
     :param lr_schedule: learning-rate schedule
     :param target_shares_encoder: True: the target critic reads the online encoder (DrQ-v2, no target
         encoder); False: it gets its own copy, to be followed by EMA (RAD)
+    :param init: applied to every module of the actor and the critic before the encoder is shared and the target
+        copied (the official ``weight_init`` of RAD/CURL/DrQ-v2); None: the modules keep their own initialisation
     """
     policy.critic = policy.make_critic(features_extractor=None)
     policy.actor = policy.make_actor()
+    if init is not None:
+        policy.critic.apply(init)
+        policy.actor.apply(init)
     critic_fe = policy.critic.features_extractor
     encoder_params: list[nn.Parameter] = []
     if isinstance(critic_fe, PixelExtractor):
@@ -201,18 +209,22 @@ class SharedEncoderMixin:
 
     def _soft_update_critic(self, tau: float, encoder_tau: float | None = None) -> None:
         """EMA of the target critic with ``tau``, the encoder left out; a target encoder copy, if any,
-        follows the online encoder with ``encoder_tau`` (None: it is not updated)."""
+        follows the online encoder with ``encoder_tau`` (None: it is not updated), and so does the target
+        extractor's head (Linear, LayerNorm): the official ``soft_update_params(critic.encoder,
+        critic_target.encoder, encoder_tau)`` moves the whole encoder module, convolutions and head."""
         enc: nn.Module | None = getattr(self.critic.features_extractor, "encoder", None)
         enc_ids = {id(p) for p in enc.parameters()} if enc is not None else set()
+        fe, target_fe = self.critic.features_extractor, self.critic_target.features_extractor
+        target_enc_: nn.Module | None = getattr(target_fe, "encoder", None)
+        if enc is not None and target_enc_ is not None and target_enc_ is not enc and encoder_tau is not None:
+            ema_(list(target_fe.parameters()), list(fe.parameters()), encoder_tau)  # the whole extractor
+            enc_ids = {id(p) for p in fe.parameters()}
         pairs = [
             (p, t)
             for p, t in zip(self.critic.parameters(), self.critic_target.parameters(), strict=True)
             if id(p) not in enc_ids
         ]
         ema_([t for _, t in pairs], [p for p, _ in pairs], tau)
-        target_enc: nn.Module | None = getattr(self.critic_target.features_extractor, "encoder", None)
-        if enc is not None and target_enc is not None and target_enc is not enc and encoder_tau is not None:
-            ema_(list(target_enc.parameters()), list(enc.parameters()), encoder_tau)
 
     def _set_learning_rates(self) -> float:
         """Set the actor's and critic's learning rates from the schedule (the encoder group: the

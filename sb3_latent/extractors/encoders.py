@@ -21,6 +21,19 @@ def weight_init(m: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+def drqv2_weight_init(m: nn.Module) -> None:
+    """DrQ-v2's initialisation (facebookresearch/drqv2 ``utils.weight_init``): orthogonal Linear weights (gain 1),
+    orthogonal convolutions with ReLU gain on every tap of the kernel (not only the centre), zero biases."""
+    if isinstance(m, nn.Linear):
+        nn.init.orthogonal_(m.weight)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.Conv2d):
+        nn.init.orthogonal_(m.weight, nn.init.calculate_gain("relu"))
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+
 class RadEncoder(nn.Sequential):
     """The RAD / SAC-AE / Flare conv stack: ``num_layers`` 3x3 convolutions of ``num_filters``
     channels, the first with stride 2, ReLU after each (84x84 → 35x35 maps with 4 layers).

@@ -22,6 +22,7 @@ from sb3_latent.algos.contracts import check_image_space
 from sb3_latent.algos.shared_encoder import PixelPolicyMixin, build_shared_encoder
 from sb3_latent.extractors import LatentStackExtractor
 from sb3_latent.extractors.base import PixelExtractor
+from sb3_latent.extractors.encoders import drqv2_weight_init
 
 
 class DrQv2Policy(PixelPolicyMixin, TD3Policy):
@@ -34,6 +35,9 @@ class DrQv2Policy(PixelPolicyMixin, TD3Policy):
         ``"translate"``, ``"crop"``) or None. Prediction never augments (size-changing augmentations
         get their deterministic ``center`` version).
     :param augment_kwargs: constructor arguments of the augmentation (e.g. ``{"pad": 4}``)
+    :param official_init: initialise actor and critic as the official ``utils.weight_init`` (every Linear orthogonal,
+        biases zero, convolutions orthogonal with ReLU gain on every tap); False: PyTorch's defaults for the MLPs
+        and the SAC-AE scheme for the convolutions
     """
 
     def __init__(
@@ -46,9 +50,11 @@ class DrQv2Policy(PixelPolicyMixin, TD3Policy):
         features_extractor_kwargs: dict[str, Any] | None = None,
         augment: str | None = "shift",
         augment_kwargs: dict[str, Any] | None = None,
+        official_init: bool = True,
         **kwargs: Any,
     ) -> None:
         check_image_space(observation_space, "DrQ-v2")
+        self.official_init = official_init
         if features_extractor_class is LatentStackExtractor:
             # DrQ-v2's encoder: the whole stack as one image, then the trunk Linear → LayerNorm → tanh (50)
             features_extractor_kwargs = {"n_frames": 1, "features_dim": 50, **(features_extractor_kwargs or {})}
@@ -67,7 +73,8 @@ class DrQv2Policy(PixelPolicyMixin, TD3Policy):
         )
 
     def _build(self, lr_schedule: Schedule) -> None:
-        build_shared_encoder(self, lr_schedule, target_shares_encoder=True)  # no actor target, no target encoder
+        init = drqv2_weight_init if self.official_init else None  # no actor target, no target encoder
+        build_shared_encoder(self, lr_schedule, target_shares_encoder=True, init=init)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> torch.Tensor:
         """The actor's mean ``tanh(MLP(trunk(encoder(obs))))``; exploration noise is added by the
@@ -77,7 +84,7 @@ class DrQv2Policy(PixelPolicyMixin, TD3Policy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(augment=self.augment, augment_kwargs=self.augment_kwargs)
+        data.update(augment=self.augment, augment_kwargs=self.augment_kwargs, official_init=self.official_init)
         return data
 
 

@@ -39,7 +39,12 @@ class RAD(SharedEncoderMixin, ContractsMixin, SAC):
     :param actor_update_interval: gradient steps between actor and temperature updates (paper: 2)
     :param target_update_interval: gradient steps between target updates (paper: 2)
     :param encoder_tau: EMA rate of the target encoder (paper: 0.05); ``tau`` is the critic's (0.01)
-    :param encoder_lr: learning rate of the shared encoder (paper: 1e-3)
+    :param encoder_lr: learning rate of the shared encoder; None (default): the critic's ``learning_rate``, as the
+        official flare/rad code, which trains the encoder inside the critic's optimizer (this made the published
+        curves; Flare's Table A.4 states 1e-3, pass ``encoder_lr=1e-3`` for that)
+    :param alpha_loss: the temperature loss: ``"alpha"`` (default; the official curl_sac.py / rad / flare,
+        ``(α · (-log π - H̄)).mean()``, whose gradient in log α is scaled by α) or ``"log_alpha"`` (SB3's
+        ``-(log α · (log π + H̄)).mean()``)
     :param alpha_lr: learning rate of the temperature (paper: 1e-4, Adam β1 = 0.5)
     :param alpha_betas: Adam betas of the temperature optimizer
     :param augment: augmentation of sampled batches: ``"translate"`` (paper; canvas = frame + 8 px),
@@ -77,13 +82,14 @@ class RAD(SharedEncoderMixin, ContractsMixin, SAC):
         target_update_interval: int = 2,
         target_entropy: str | float = "auto",
         encoder_tau: float = 0.05,
-        encoder_lr: float = 1e-3,
+        encoder_lr: float | None = None,
         alpha_lr: float = 1e-4,
         alpha_betas: tuple[float, float] = (0.5, 0.999),
         augment: str | None = "translate",
         augment_kwargs: dict[str, Any] | None = None,
         same_augmentation: bool = True,
         check_finite: bool = True,
+        alpha_loss: str = "alpha",
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -97,6 +103,10 @@ class RAD(SharedEncoderMixin, ContractsMixin, SAC):
             ("target_update_interval", target_update_interval),
         ]:
             check_int(name, value, 1, whole_floats=True)
+        if alpha_loss not in ("alpha", "log_alpha"):
+            raise ValueError(
+                f"alpha_loss must be 'alpha' (the official code's) or 'log_alpha' (SB3's), got {alpha_loss!r}"
+            )
         if not 0.0 < encoder_tau <= 1.0:
             raise ValueError(f"encoder_tau must be in (0, 1], got {encoder_tau!r}")
         policy_kwargs = {"net_arch": [1024, 1024], **(policy_kwargs or {})}
@@ -112,7 +122,7 @@ class RAD(SharedEncoderMixin, ContractsMixin, SAC):
             replay_buffer_class = replay_buffer_class or FrameStoreReplayBuffer  # each frame stored once
         self.actor_update_interval, self.encoder_tau = int(actor_update_interval), encoder_tau
         self.alpha_lr, self.alpha_betas, self.same_augmentation = alpha_lr, alpha_betas, same_augmentation
-        self.check_finite = check_finite
+        self.check_finite, self.alpha_loss = check_finite, alpha_loss
         super().__init__(
             policy,
             env,
@@ -150,7 +160,9 @@ class RAD(SharedEncoderMixin, ContractsMixin, SAC):
     def _policy(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Squashed-Gaussian action and its log-probability from actor features."""
         latent = self.actor.latent_pi(features)
-        log_std = torch.clamp(self.actor.log_std(latent), LOG_STD_MIN, LOG_STD_MAX)
+        squash = getattr(self.actor, "squash_log_std", None)  # RADActor: tanh-rescaled into [-10, 2] (official)
+        raw = self.actor.log_std(latent)
+        log_std = squash(raw) if squash is not None else torch.clamp(raw, LOG_STD_MIN, LOG_STD_MAX)
         action, log_prob = self.actor.action_dist.log_prob_from_params(self.actor.mu(latent), log_std)
         return action, log_prob.reshape(-1, 1)
 
@@ -197,7 +209,10 @@ class RAD(SharedEncoderMixin, ContractsMixin, SAC):
             logs["actor_loss"] = actor_loss.detach()
             if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
                 assert isinstance(self.target_entropy, float)
-                ent_coef_loss = -(self.log_ent_coef * (log_prob + self.target_entropy).detach()).mean()
+                if self.alpha_loss == "alpha":  # curl_sac.py: (α (-log π - H̄)).mean(), gradient scaled by α
+                    ent_coef_loss = (self.log_ent_coef.exp() * (-log_prob - self.target_entropy).detach()).mean()
+                else:  # SB3's
+                    ent_coef_loss = -(self.log_ent_coef * (log_prob + self.target_entropy).detach()).mean()
                 self.ent_coef_optimizer.zero_grad()
                 ent_coef_loss.backward()
                 self.ent_coef_optimizer.step()
