@@ -180,7 +180,7 @@ def test_capacity_follows_the_papers_formula_and_the_memory_budget() -> None:
     model = sac(T_f=5, K=4)
     model.learn(50)
     rb = model.replay_buffer
-    n, L, P, C = rb._binding.n_slots, FEAT, 9 * SIZE * SIZE, 200
+    n, L, P, C = rb._binding.n_slots, FEAT, 3 * SIZE * SIZE, 200  # P: one RGB frame, not the stack (SEER train.py)
     assert n == 2  # SAC: actor and critic have their own encoders
     assert rb.buffer_size == C * P // (4 * n * 4 * L)
     assert rb.bytes_per_transition() < 4 * n * 4 * L * 1.2  # the latents, next_obs only, plus a little
@@ -384,3 +384,27 @@ def test_models_without_a_replay_buffer_are_refused() -> None:
 
     with pytest.raises(TypeError, match="off-policy model with a replay buffer"):
         attach_lever(PPO("CnnPolicy", env(), n_steps=8, batch_size=8), T_f=5)
+
+
+def test_lever_zoo_files_hold_the_papers_freezing_times() -> None:
+    """LeVER Appendix G, Table 4 (Figure 2): T_f per task, in training steps of one update each."""
+    from pathlib import Path
+
+    from sb3_latent.zoo import load_zoo_config
+
+    table4 = {"cartpole-swingup": 10_000, "finger-spin": 50_000, "reacher-easy": 50_000}
+    table4 |= {"walker-walk": 60_000, "cheetah-run": 80_000}
+    root = Path(__file__).resolve().parent.parent / "sb3_latent" / "zoo" / "zoo_configs"
+    for name in ("rad_lever.yml", "drqv2_lever.yml"):
+        for task, t_f in table4.items():
+            assert load_zoo_config(root / name, f"sb3_latent/{task}-pixels-v0")["lever"]["T_f"] == t_f, (name, task)
+
+
+def test_capacity_counts_one_frame_not_the_stack() -> None:
+    """SEER train.py: P = 3 * H * W (one RGB frame). With 3 stacked frames the grown buffer is a third of what
+    counting the whole stack gives."""
+    model = sac(T_f=5, K=1)
+    rb = model.replay_buffer
+    n, L = rb._binding.n_slots, FEAT
+    assert rb.n_frames == 3 and rb._image_bytes() == 3 * SIZE * SIZE
+    assert rb._capacity_after() == 200 * 3 * SIZE * SIZE // (4 * n * 1 * L)

@@ -25,7 +25,8 @@ bytes): the memory gain exists only after the fusing Linear.
 Latents of one observation: ``N`` (one per distinct frozen encoder: 2 for SAC/TD3/RAD/DrQ-v2 whose
 actor and critic have their own first Linear, 1 for DQN or a fully shared extractor) x ``K``
 augmented copies (paper §4.2; K = 4) x ``L`` floats. Target networks read the online latents (§4.2).
-The capacity after the freeze is ``floor(C * P / (4 * N * K * L))`` (§4.2; ``P`` bytes per image) or
+The capacity after the freeze is ``floor(C * P / (4 * N * K * L))`` (§4.2; ``P`` bytes of one frame, not of the
+whole stack, as SEER's ``train.py``) or
 what ``memory_budget`` bytes hold.
 
 Layout: like :class:`~sb3_latent.FrameStoreReplayBuffer` (whose behaviour it has before the

@@ -159,7 +159,10 @@ class LeVERReplayBuffer(FrameStoreReplayBuffer):
     # --- sizes ----------------------------------------------------------------------------------
 
     def _image_bytes(self) -> int:
-        return int(np.prod(self.obs_shape)) * np.dtype(self.observation_space.dtype).itemsize
+        """``P`` of the capacity formula: the bytes of one frame, not of the whole stack (SEER's ``train.py``
+        counts one RGB frame at the stored size, ``3 * H * W``), since each frame is stored once."""
+        stack = int(np.prod(self.obs_shape)) * np.dtype(self.observation_space.dtype).itemsize
+        return stack // max(int(getattr(self, "n_frames", 1) or 1), 1)
 
     def bytes_per_latent_transition(self) -> int:
         """Bytes per transition after the freeze: ``N K L`` float32 latents of its next_obs, action,
