@@ -25,7 +25,8 @@ from sb3_latent import RAD
 class CURL(RAD):
     """RAD with CURL's contrastive loss; SB3's interface (``learn``, ``save``/``load``, ...).
 
-    Parameters as :class:`~sb3_latent.RAD`, with CURL's defaults (random crop 100 -> 84), plus:
+    Parameters as :class:`~sb3_latent.RAD`, with CURL's defaults (random crop 100 -> 84; obs, next_obs and the
+    contrastive pair cropped independently, as curl ``utils.ReplayBuffer.sample_cpc``), plus:
 
     :param curl_lr: learning rate of the contrastive loss's optimizer (encoder and ``W``; CURL: 1e-3)
     :param curl_weight: weight of the contrastive loss
@@ -37,6 +38,7 @@ class CURL(RAD):
         policy: Any,
         env: Any,
         augment: str | None = "crop",
+        same_augmentation: bool = False,
         curl_lr: float = 1e-3,
         curl_weight: float = 1.0,
         **kwargs: Any,
@@ -44,7 +46,7 @@ class CURL(RAD):
         if curl_lr <= 0 or curl_weight <= 0:
             raise ValueError(f"curl_lr and curl_weight must be > 0, got {curl_lr!r} and {curl_weight!r}")
         self.curl_lr, self.curl_weight = curl_lr, curl_weight
-        super().__init__(policy, env, augment=augment, **kwargs)
+        super().__init__(policy, env, augment=augment, same_augmentation=same_augmentation, **kwargs)
 
     def _setup_model(self) -> None:
         super()._setup_model()

@@ -72,3 +72,17 @@ def test_bad_settings_raise() -> None:
         tiny(curl_lr=0.0)
     with pytest.raises(TypeError, match="image observations"):
         CURL("CnnPolicy", make_moving_dot_env(frame_stack=3, obs_type="position"))
+
+
+def test_crops_are_independent_and_batches_per_task_as_the_source() -> None:
+    """curl utils.ReplayBuffer.sample_cpc crops obs, next_obs and the positive independently; batch 512 for cheetah
+    run, 128 elsewhere (LeVER Table 4 on the CURL code; the CURL README's cartpole command)."""
+    from pathlib import Path
+
+    from sb3_latent.zoo import load_zoo_config
+
+    assert tiny().same_augmentation is False
+    zoo = Path(__file__).resolve().parent.parent / "zoo_configs" / "curl.yml"
+    for task, batch in [("cheetah-run", 512), ("cartpole-swingup", 128), ("walker-walk", 128), ("finger-spin", 128)]:
+        cfg = load_zoo_config(zoo, f"sb3_latent/{task}-pixels-v0")
+        assert cfg["batch_size"] == batch and "encoder_lr" not in cfg  # the encoder at the critic's rate
