@@ -25,8 +25,8 @@ from gymnasium import spaces
 
 from benchmarks.common import goal, md_table, median_rate, parser, write
 from sb3_latent.algos.dreamer import PAPER_XS, SIZES, Dreamer
-from sb3_latent.algos.dreamer.dreamer import bf16_supported
 from sb3_latent.buffers.sequence import SequenceSamples
+from sb3_latent.common.amp import bf16_supported
 
 #: (parameters, batch) -> dreamerv3-torch steps/s on this CPU (issue 7)
 ANCHORS = {("19.1M", "16x64"): 0.137, ("19.1M", "8x32"): 0.62, ("7.0M", "16x64"): 0.25, ("7.0M", "8x32"): 1.17}

@@ -24,6 +24,7 @@ QUESTIONS = {
 NOT_RUN = {
     "flare_dmc": "needs a GPU: Flare Table 1's 500k/1M env-step budget on five tasks",
     "lever_atari": "about 18 CPU hours (3 games x 3 seeds x 2 arms at 4.5e13 FLOPs each)",
+    "train_speed": "its full run (84x84, batch 256/128, median of 3) did not finish within the session's CPU time",
 }
 TOP_LEVEL = ["name", "question", "command", "quick", "machine", "results", "goals"]
 
@@ -305,3 +306,11 @@ def test_lever_atari_benchmark_quick(tmp_path) -> None:
     assert lever["steps"] > plain["steps"] and min(plain["flops"], lever["flops"]) >= 6e10
     assert "Rainbow + LeVER (paper)" in (tmp_path / "lever_atari.quick.md").read_text()
     assert (tmp_path / "lever_atari.quick.png").stat().st_size > 0
+
+
+def test_train_speed_benchmark_quick(tmp_path) -> None:
+    from benchmarks import train_speed
+
+    out = train_speed.main(["--quick", "--out", str(tmp_path)])
+    check_schema(json.loads((tmp_path / "train_speed.quick.json").read_text()), "train_speed")
+    assert {"DrQ-v2 float32", "RAD (stacked) float32", "RAD + Flare float32"} <= set(out["results"]["results"])

@@ -9,7 +9,8 @@ import pytest
 import yaml
 from stable_baselines3 import SAC
 
-from sb3_latent import RAD, SLAC, Dreamer, DrQv2, LeVERReplayBuffer
+from sb3_latent import RAD, SLAC, Dreamer, DrQv2, LeVERReplayBuffer, Rainbow
+from sb3_latent.lever import PrioritizedLeVERReplayBuffer
 from sb3_latent.zoo import check_entry, load_zoo_config
 from sb3_latent.zoo.cli import main
 
@@ -178,6 +179,8 @@ SHIPPED = {
     "sac_flare.yml": SAC,
     "slac.yml": SLAC,
     "dreamer.yml": Dreamer,
+    "rainbow.yml": Rainbow,
+    "rainbow_lever.yml": Rainbow,
 }
 
 
@@ -192,7 +195,9 @@ def test_every_shipped_zoo_entry_checks(name, algo) -> None:
     for env_id, entry in data.items():
         checked = check_entry(algo, env_id, entry, name)
         assert checked.n_timesteps > 0
-        if "lever" in name:  # our algorithms wire LeVER themselves
+        if "lever" in name and algo is Rainbow:  # LeVER with priorities; K = 1, the paper's Atari choice (default)
+            assert checked.hyperparams["replay_buffer_class"] is PrioritizedLeVERReplayBuffer
+        elif "lever" in name:  # our algorithms wire LeVER themselves
             assert checked.hyperparams["replay_buffer_class"] is LeVERReplayBuffer
             assert checked.hyperparams["replay_buffer_kwargs"]["K"] == 4
 

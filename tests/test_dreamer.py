@@ -26,9 +26,9 @@ from sb3_latent.algos.dreamer.distributions import (
     twohot,
     unimix_logits,
 )
-from sb3_latent.algos.dreamer.dreamer import bf16_supported
 from sb3_latent.algos.dreamer.networks import State, feat
 from sb3_latent.algos.dreamer.policies import PARAMS
+from sb3_latent.common.amp import bf16_supported
 
 # --- maths ------------------------------------------------------------------------------------------------
 
@@ -227,7 +227,7 @@ def test_amp_without_native_bfloat16_is_refused(monkeypatch, tmp_path) -> None:
     saved = make("MlpPolicy", dot_env("state"))
     saved.amp = True  # as if trained with amp on a machine that has bfloat16
     saved.save(tmp_path / "amp.zip")
-    monkeypatch.setattr("sb3_latent.algos.dreamer.dreamer.bf16_supported", lambda device: False)
+    monkeypatch.setattr("sb3_latent.common.amp.bf16_supported", lambda device: False)
     with pytest.raises(ValueError, match="amp=True needs native bfloat16"):
         make(amp=True)
     with pytest.warns(UserWarning, match="trains in float32 here"):  # loads here all the same

@@ -25,6 +25,7 @@ from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
 from sb3_latent.augment import Augmentation, make_augmentation
+from sb3_latent.buffers.frame_store import FrameStoreReplayBuffer
 from sb3_latent.common.torch_utils import channels_last, ema_
 from sb3_latent.extractors.base import EncodingExtractor, PixelExtractor
 
@@ -185,7 +186,22 @@ class SharedEncoderMixin:
         o, n = self._preprocess(obs), self._preprocess(next_obs)
         if not isinstance(fe, EncodingExtractor):
             return o, n
+        if isinstance(fe, PixelExtractor):  # whether frames are shared, known without a host sync where it can be
+            return fe.encode_pair(o, n, shared=self._frames_shared())
         return fe.encode_pair(o, n)
+
+    def _frames_shared(self) -> bool | None:
+        """Whether a sampled ``next_obs`` is its ``obs`` shifted by one frame: False under independent augmentations,
+        True for a frame store's 1-step samples under one augmentation (or none), None (unknown) otherwise."""
+        augmented = getattr(self.policy, "augmentation", None) is not None and not getattr(
+            self.replay_buffer, "samples_augmented", False
+        )
+        if augmented and not self.same_augmentation:
+            return False
+        buffer = self.replay_buffer
+        if type(buffer) is FrameStoreReplayBuffer and buffer.n_steps == 1 and not buffer.n_step_sampling:
+            return True
+        return None
 
     @staticmethod
     def _head(extractor: nn.Module, maps: torch.Tensor) -> torch.Tensor:

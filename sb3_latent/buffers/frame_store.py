@@ -21,6 +21,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import BaseBuffer, NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
+from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_latent.buffers._ring import grow, same
@@ -109,6 +110,10 @@ class FrameStoreReplayBuffer(ReplayBuffer):
     :param handle_timeout_termination: do not count truncations as terminations (as in SB3)
     :param n_frames: frames per stack; None infers it for uint8 RGB images (channels // 3)
     :param validate: compare whole stacks in the checks of each ``add``, not one or two frames
+    :param storage_device: where the frames are kept: None (a numpy array in host memory, the default) or a torch
+        device (``"cuda"``): the frames then live there as one tensor and sampled stacks are gathered there with
+        index ops (only the sampled indices travel), so an update on that device never waits for a host copy.
+        The samples are exactly those of the numpy path (same seed, same samples).
     """
 
     def __init__(
@@ -122,6 +127,7 @@ class FrameStoreReplayBuffer(ReplayBuffer):
         handle_timeout_termination: bool = True,
         n_frames: int | None = None,
         validate: bool = False,
+        storage_device: th.device | str | None = None,
     ) -> None:
         if optimize_memory_usage:
             raise ValueError(
@@ -141,7 +147,10 @@ class FrameStoreReplayBuffer(ReplayBuffer):
         n, e = self.buffer_size, n_envs
         #: newest frame of each transition's next_obs, by add count g at g % (buffer_size + k): k extra rows
         #: keep the older frames that the oldest transitions' stacks need
-        self.frames = np.zeros((n + k, e, *self.frame_shape), dtype=dtype)
+        self.frames: Any = np.zeros((n + k, e, *self.frame_shape), dtype=dtype)
+        self.storage_device = None if storage_device is None else get_device(storage_device)
+        if self.storage_device is not None:  # the frames as one tensor on that device
+            self.frames = th.from_numpy(self.frames).to(self.storage_device)
         self.episode_steps = np.zeros((n, e), dtype=np.int32)  # index of the transition in its episode
         self.reset_ids = np.zeros((n, e), dtype=np.int64)  # reset stack of the transition's episode
         self.actions = np.zeros((n, e, self.action_dim), dtype=self._maybe_cast_dtype(action_space.dtype))
@@ -158,7 +167,8 @@ class FrameStoreReplayBuffer(ReplayBuffer):
         self._ep_reset = np.zeros(e, dtype=np.int64)  # reset stack of each env's current episode
         # per-env rings: the frames of reset stacks (item g of env e at [g % len, e]) and, per stack, the
         # pool item of each of its k slots; items lo[e] <= g < hi[e] are live
-        self._pool = np.zeros((2 * k, e, *self.frame_shape), dtype=self.frames.dtype)
+        self._pool = np.zeros((2 * k, e, *self.frame_shape), dtype=self.observation_space.dtype)
+        self._last_next: np.ndarray | None = None  # with storage_device: the next_obs last added (host copy)
         self._stacks = np.zeros((2, e, k), dtype=np.int64)
         self._pool_lo, self._pool_hi = np.zeros(e, dtype=np.int64), np.zeros(e, dtype=np.int64)
         self._stack_lo, self._stack_hi = np.zeros(e, dtype=np.int64), np.zeros(e, dtype=np.int64)
@@ -170,7 +180,8 @@ class FrameStoreReplayBuffer(ReplayBuffer):
 
     def nbytes(self) -> int:
         """Bytes of every array this buffer holds (frames, reset stacks, actions, rewards, indices, ...)."""
-        return sum(a.nbytes for a in vars(self).values() if isinstance(a, np.ndarray))
+        host = sum(a.nbytes for a in vars(self).values() if isinstance(a, np.ndarray))
+        return host + (self.frames.numel() * self.frames.element_size() if isinstance(self.frames, th.Tensor) else 0)
 
     def _push_stack(self, i: int, stack: np.ndarray) -> int:
         """Store a reset stack ``(k, *frame_shape)`` of env ``i``, consecutive identical frames once;
@@ -198,8 +209,9 @@ class FrameStoreReplayBuffer(ReplayBuffer):
             self._stack_lo[i] = oldest[i]
             self._pool_lo[i] = self._stacks[oldest[i] % len(self._stacks), i, 0]
 
-    def _rebuild(self, batch_inds: np.ndarray, env_indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``obs`` and ``next_obs`` of the stored transitions ``(batch_inds[i], env_indices[i])``."""
+    def _rebuild(self, batch_inds: np.ndarray, env_indices: np.ndarray) -> tuple[Any, Any]:
+        """``obs`` and ``next_obs`` of the stored transitions ``(batch_inds[i], env_indices[i])`` (numpy arrays; tensors
+        on ``storage_device`` if set)."""
         k, b, e = self.n_frames, np.asarray(batch_inds), np.asarray(env_indices)
         m, n_envs = len(self.frames), self.n_envs
         s = self.episode_steps[b, e]
@@ -207,8 +219,10 @@ class FrameStoreReplayBuffer(ReplayBuffer):
         # item j of (R, f_0..f_s)[s:s+k+1] is the frame added at g + j - k, or r_{s+j} if s + j < k
         flat = self.frames.reshape(m * n_envs, *self.frame_shape)
         idx = (g[:, None] + np.arange(-k, 1)) % m * n_envs + e[:, None]
-        obs, nxt = np.take(flat, idx[:, :k], axis=0), np.take(flat, idx[:, 1:], axis=0)
         r = np.flatnonzero(s < k)  # transitions whose stacks reach into the reset stack
+        if isinstance(flat, th.Tensor):  # storage_device: gathered there, only indices (and reset frames) copied
+            return self._rebuild_on_device(flat, idx, s, b, e, r)
+        obs, nxt = np.take(flat, idx[:, :k], axis=0), np.take(flat, idx[:, 1:], axis=0)
         if len(r):
             items = s[r, None] + np.arange(k + 1)
             slots = self._stacks[self.reset_ids[b[r], e[r]] % len(self._stacks), e[r]]  # (len(r), k)
@@ -216,6 +230,26 @@ class FrameStoreReplayBuffer(ReplayBuffer):
                 rr, jj = np.nonzero(items[:, shift : k + shift] < k)
                 out[r[rr], jj] = self._pool[slots[rr, items[rr, jj + shift]] % len(self._pool), e[r[rr]]]
         return obs.reshape(len(b), *self.obs_shape), nxt.reshape(len(b), *self.obs_shape)
+
+    def _rebuild_on_device(
+        self, flat: th.Tensor, idx: np.ndarray, s: np.ndarray, b: np.ndarray, e: np.ndarray, r: np.ndarray
+    ) -> tuple[th.Tensor, th.Tensor]:
+        """:meth:`_rebuild` with the frames on ``storage_device``: the same stacks, gathered there."""
+        k, dev = self.n_frames, flat.device
+        window = flat.index_select(0, th.as_tensor(idx.reshape(-1), device=dev)).reshape(len(b), k + 1, -1)
+        if len(r):  # frames of reset stacks (kept on the host, a few per episode) overwrite their items
+            items = s[r, None] + np.arange(k + 1)
+            slots = self._stacks[self.reset_ids[b[r], e[r]] % len(self._stacks), e[r]]
+            rr, jj = np.nonzero(items < k)
+            frames = self._pool[slots[rr, items[rr, jj]] % len(self._pool), e[r[rr]]].reshape(len(rr), -1)
+            window[th.as_tensor(r[rr], device=dev), th.as_tensor(jj, device=dev)] = th.as_tensor(frames, device=dev)
+        return window[:, :k].reshape(len(b), *self.obs_shape), window[:, 1:].reshape(len(b), *self.obs_shape)
+
+    def to_torch(self, array: Any, copy: bool = True) -> th.Tensor:
+        """SB3's ``to_torch``; stacks gathered on ``storage_device`` are tensors already (moved, not copied)."""
+        if isinstance(array, th.Tensor):
+            return array.to(self.device)
+        return super().to_torch(array, copy)
 
     def _check(self, obs: np.ndarray, next_obs: np.ndarray) -> None:
         """Raise unless each ``next_obs`` is its ``obs`` shifted by one frame (one frame, or all if validating)."""
@@ -234,6 +268,8 @@ class FrameStoreReplayBuffer(ReplayBuffer):
 
     def _last_next_frame(self, i: int, j: int) -> np.ndarray:
         """Frame ``j`` of the ``next_obs`` last added for env ``i`` (which is mid-episode)."""
+        if self._last_next is not None:  # storage_device: the host copy, not a read from the device
+            return self._last_next[i, j]
         k, step = self.n_frames, int(self._ep_step[i])  # step: index of that transition in its episode, plus 1
         if step + j < k:
             slot = self._stacks[self._ep_reset[i] % len(self._stacks), i, step + j]
@@ -280,7 +316,11 @@ class FrameStoreReplayBuffer(ReplayBuffer):
         the newest frame of next_obs and, for envs starting an episode (``_ep_step == 0``), the reset stack."""
         for i in np.flatnonzero(self._ep_step == 0):
             self._ep_reset[i] = self._push_stack(int(i), obs[i])
-        self.frames[self.n_added % len(self.frames)] = next_obs[:, -1]
+        if isinstance(self.frames, th.Tensor):
+            self.frames[self.n_added % len(self.frames)] = th.as_tensor(next_obs[:, -1], device=self.frames.device)
+            self._last_next = next_obs.copy()
+        else:
+            self.frames[self.n_added % len(self.frames)] = next_obs[:, -1]
         self.reset_ids[self.pos] = self._ep_reset
 
     def _store_step(
@@ -337,7 +377,7 @@ class FrameStoreReplayBuffer(ReplayBuffer):
             self._normalize_reward(self.rewards[batch_inds, env_indices].reshape(-1, 1), env),
         )
         # every array above is a fresh copy, so no second copy is needed
-        return ReplayBufferSamples(*(self.to_torch(x, copy=False) for x in data))  # type: ignore[arg-type]
+        return ReplayBufferSamples(*(self.to_torch(x, copy=False) for x in data))
 
 
 class _StackView:

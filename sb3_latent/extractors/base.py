@@ -146,12 +146,21 @@ class PixelExtractor(BaseFeaturesExtractor, ABC):
         """Stacked observations → encoder maps ``(B, T', F, h, w)`` (``T'`` = frames, or 1 for early fusion)."""
         return self.encode_frames(self.frames(observations))
 
-    def encode_pair(self, obs: torch.Tensor, next_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_pair(
+        self, obs: torch.Tensor, next_obs: torch.Tensor, shared: bool | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Maps of preprocessed ``obs`` (with gradient) and ``next_obs`` (without). When the two share frames
         (frame-wise encoder, frame stacking, the same augmentation), each unique frame is encoded once, and
-        frames that enter the features only detached (Flare's oldest) are encoded without gradient."""
+        frames that enter the features only detached (Flare's oldest) are encoded without gradient.
+
+        :param shared: whether ``next_obs`` is ``obs`` shifted by one frame, when the caller knows it (a frame store's
+            1-step samples, the same augmentation); None compares the frames (a device→host sync)"""
         fo, fn = self.frames(obs), self.frames(next_obs)
-        if not (self.framewise and self.n_frames > 1 and torch.equal(fo[:, 1:], fn[:, :-1])):
+        if not (self.framewise and self.n_frames > 1):
+            shared = False
+        if shared is None:
+            shared = bool(torch.equal(fo[:, 1:], fn[:, :-1]))
+        if not shared:
             obs_maps = self.encode(obs)
             with torch.no_grad():
                 return obs_maps, self.encode(next_obs)

@@ -12,8 +12,6 @@ continuous actions); the replay-value loss of the newer code is not used.
 
 from __future__ import annotations
 
-import warnings
-from collections import defaultdict
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -36,18 +34,13 @@ from sb3_latent.algos.dreamer.policies import (
     DreamerPolicy,
     resolve_size,
 )
+from sb3_latent.algos.sync import finite_means, update_loop
 from sb3_latent.buffers.sequence import SequenceReplayBuffer, SequenceSamples
+from sb3_latent.common.amp import amp_after_load, autocast, check_amp
 from sb3_latent.common.checks import check_int
 from sb3_latent.common.torch_utils import ema_
 
 SelfDreamer = TypeVar("SelfDreamer", bound="Dreamer")
-
-
-def bf16_supported(device: torch.device) -> bool:
-    """Whether ``device`` computes bfloat16 natively (so that ``amp`` is a speed-up, not an emulation)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
 def check_action_space(space: Any) -> None:
@@ -150,11 +143,7 @@ class Dreamer(ContractsMixin, OffPolicyAlgorithm):
         if getattr(env, "observation_space", None) is not None:
             check_obs_space(env.observation_space)  # type: ignore[union-attr]
         resolve_size((policy_kwargs or {}).get("size", "xs"))
-        if amp and not bf16_supported(get_device(device)):
-            raise ValueError(
-                f"amp=True needs native bfloat16 (a CUDA GPU that supports it, or a CPU with "
-                f"AVX512-BF16); {get_device(device)} has none: use amp=False"
-            )
+        check_amp(amp, get_device(device), "Dreamer")
         self.batch_length, self.train_ratio, self.lam, self.horizon = (
             int(batch_length),
             float(train_ratio),
@@ -275,15 +264,10 @@ class Dreamer(ContractsMixin, OffPolicyAlgorithm):
 
     def _setup_model(self) -> None:
         super()._setup_model()
-        if self.amp and not bf16_supported(self.device):  # load(): a model saved with amp, where bf16 is emulated
-            warnings.warn(
-                f"this model was saved with amp=True; {self.device} has no native bfloat16: it trains in float32 here",
-                stacklevel=2,
-            )
-            self.amp = False
+        self.amp = amp_after_load(self.amp, self.device)  # load(): a model saved with amp, where bf16 is emulated
 
     def _autocast(self) -> Any:
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+        return autocast(self.device, self.amp)
 
     def _batch(
         self, s: SequenceSamples
@@ -396,8 +380,6 @@ class Dreamer(ContractsMixin, OffPolicyAlgorithm):
         with self._autocast():
             model_loss, logs, post, cont = self.world_model_loss(batch)
         self._step(p.model_optimizer, model_loss, p.world_model.parameters(), self.model_grad_clip)
-        # before imagining with the model (whose sampling refuses NaN): one sync per update, small next to an update
-        self._check_finite([logs], self._n_updates + 1)
         with self._autocast():
             actor_loss, critic_loss, ac_logs = self.actor_critic_loss(post, cont)
         self._step(p.actor_optimizer, actor_loss, p.actor.parameters(), self.ac_grad_clip)
@@ -416,17 +398,15 @@ class Dreamer(ContractsMixin, OffPolicyAlgorithm):
             return
         self._credit -= n
         self.policy.set_training_mode(True)
-        logs: dict[str, list[torch.Tensor]] = defaultdict(list)
-        updates = []
-        for _ in range(n):
-            updates.append(self.update(self.replay_buffer.sample(batch_size, self._vec_normalize_env)))
-            self._n_updates += 1
-        self._check_finite(updates, self._n_updates - n + 1)
-        for update in updates:
-            for k, x in update.items():
-                logs[k].append(x)
-        for k, xs in logs.items():
-            self.logger.record(f"train/{k}", torch.stack(xs).float().mean().item())
+        updates: list[dict[str, torch.Tensor]] = []
+        first = self._n_updates + 1
+        # no host sync inside (imagination's sampling would refuse NaN: reported as the NonFiniteError it is)
+        with update_loop(self, updates, first):
+            for _ in range(n):
+                updates.append(self.update(self.replay_buffer.sample(batch_size, self._vec_normalize_env)))
+                self._n_updates += 1
+        for k, x in finite_means(self, updates, first)[0].items():
+            self.logger.record(f"train/{k}", x)
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
 
     def learn(

@@ -291,13 +291,10 @@ class RSSM(nn.Module):
             s = init
             is_first = is_first.clone()
             is_first[:, 0] = 1.0
-        starts = is_first.bool().any(0).tolist()  # the steps where some sequence starts an episode (one sync)
         deters, stochs, logits = [], [], []
         e = self.post_e(embed)  # for all steps at once
         for t in range(embed.shape[1]):
-            s, lg = self.obs_step(
-                s, prev_actions[:, t], e[:, t], is_first[:, t] if starts[t] else None, projected=True, init=init
-            )
+            s, lg = self.obs_step(s, prev_actions[:, t], e[:, t], is_first[:, t], projected=True, init=init)
             deters.append(s.deter)
             stochs.append(s.stoch)
             logits.append(lg)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -23,11 +22,14 @@ from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
+from stable_baselines3.common.utils import get_device
 
 from sb3_latent.algos.contracts import ContractsMixin, check_spaces
 from sb3_latent.algos.drqv2.policies import DrQv2MlpPolicy, DrQv2Policy
 from sb3_latent.algos.shared_encoder import SharedEncoderMixin
+from sb3_latent.algos.sync import finite_means, update_loop
 from sb3_latent.buffers import NStepFrameStoreReplayBuffer
+from sb3_latent.common.amp import AmpMixin, check_amp
 from sb3_latent.common.checks import check_int
 
 _NUM = r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*"
@@ -145,7 +147,7 @@ for _preset in PRESETS.values():
     _preset["n_timesteps"] = _preset["num_train_frames"] // 2
 
 
-class DrQv2(SharedEncoderMixin, ContractsMixin, OffPolicyAlgorithm):
+class DrQv2(AmpMixin, SharedEncoderMixin, ContractsMixin, OffPolicyAlgorithm):
     """DrQ-v2 with SB3's interface; every :class:`~sb3_latent.extractors.flare.PixelExtractor`
     (Flare, latent stack, pixel flow) can replace the default encoder:
     ``DrQv2("CnnPolicy", env, policy_kwargs=flare_kwargs(n_frames=3))``.
@@ -171,6 +173,9 @@ class DrQv2(SharedEncoderMixin, ContractsMixin, OffPolicyAlgorithm):
     :param augment_kwargs: its constructor arguments (e.g. ``{"pad": 4}``)
     :param check_finite: stop with a ``NonFiniteError`` naming the first non-finite loss or target and its update
         (True); False trains on regardless
+    :param amp: bfloat16 autocast of the update's forward passes (parameters, optimizer states and logged losses
+        stay float32); needs native bfloat16 (a CUDA GPU, or a CPU with AVX512-BF16), else a ``ValueError``. Saved
+        with the model; loaded where bfloat16 is emulated, the model trains in float32 (with a warning)
 
     Several envs (``n_envs > 1``): the schedule stays per agent step, as the paper counts it. ``train_freq`` counts
     steps of the VecEnv as in SB3, and each training call makes ``gradient_steps * n_envs`` updates, so there is one
@@ -209,6 +214,7 @@ class DrQv2(SharedEncoderMixin, ContractsMixin, OffPolicyAlgorithm):
         augment: str | None = "shift",
         augment_kwargs: dict[str, Any] | None = None,
         check_finite: bool = True,
+        amp: bool = False,
         replay_buffer_class: type[ReplayBuffer] | None = None,
         replay_buffer_kwargs: dict[str, Any] | None = None,
         stats_window_size: int = 100,
@@ -235,6 +241,7 @@ class DrQv2(SharedEncoderMixin, ContractsMixin, OffPolicyAlgorithm):
         if "n_steps" in inspect.signature(replay_buffer_class).parameters:  # an n-step buffer
             replay_buffer_kwargs = {"n_steps": int(n_steps), "gamma": gamma, **replay_buffer_kwargs}
         self.stddev_schedule, self.stddev_clip, self.check_finite = stddev_schedule, stddev_clip, check_finite
+        self.amp = check_amp(amp, get_device(device), "DrQ-v2")
         super().__init__(
             policy,
             env,
@@ -377,21 +384,19 @@ class DrQv2(SharedEncoderMixin, ContractsMixin, OffPolicyAlgorithm):
         self.policy.set_training_mode(True)
         lr = self._set_learning_rates()
         stddev = self.stddev()
-        updates = []  # gradient_steps=-1: SB3 passes the agent steps collected already
-        for _ in range(gradient_steps * self.n_envs if self.gradient_steps >= 0 else gradient_steps):
-            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
-            self._n_updates += 1
-            updates.append(self.update(data))
-        self._check_finite(updates, self._n_updates - len(updates) + 1)
-        logs: dict[str, list[torch.Tensor]] = defaultdict(list)
-        for update in updates:
-            for key, value in update.items():
-                logs[key].append(value)
+        updates: list[dict[str, torch.Tensor]] = []  # gradient_steps=-1: SB3 passes the agent steps collected already
+        first = self._n_updates + 1
+        with update_loop(self, updates, first):  # no host sync inside; one check and one read at the end
+            for _ in range(gradient_steps * self.n_envs if self.gradient_steps >= 0 else gradient_steps):
+                data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+                self._n_updates += 1
+                with self._autocast():  # amp: bfloat16 forward passes
+                    updates.append(self.update(data))
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/learning_rate", lr)
         self.logger.record("train/stddev", stddev)
-        for key, values in logs.items():  # one device sync per call, not per update
-            self.logger.record(f"train/{key}", torch.stack(values).mean().item())
+        for key, value in finite_means(self, updates, first)[0].items():
+            self.logger.record(f"train/{key}", value)
 
     def learn(
         self: SelfDrQv2,

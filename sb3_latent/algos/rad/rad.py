@@ -9,7 +9,6 @@ published.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any, ClassVar, TypeVar
 
 import torch
@@ -19,18 +18,21 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
+from stable_baselines3.common.utils import get_device
 from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN
 
 from sb3_latent.algos.contracts import ContractsMixin, check_spaces
 from sb3_latent.algos.rad.policies import RADMlpPolicy, RADPolicy
 from sb3_latent.algos.shared_encoder import SharedEncoderMixin
+from sb3_latent.algos.sync import finite_means, update_loop
 from sb3_latent.buffers import FrameStoreReplayBuffer
+from sb3_latent.common.amp import AmpMixin, check_amp
 from sb3_latent.common.checks import check_int
 
 SelfRAD = TypeVar("SelfRAD", bound="RAD")
 
 
-class RAD(SharedEncoderMixin, ContractsMixin, SAC):
+class RAD(AmpMixin, SharedEncoderMixin, ContractsMixin, SAC):
     """RAD-SAC with SB3's interface; every :class:`~sb3_latent.extractors.flare.PixelExtractor`
     (Flare, latent stack, pixel flow) can replace the default stacked-frames encoder.
 
@@ -54,6 +56,9 @@ class RAD(SharedEncoderMixin, ContractsMixin, SAC):
         also lets the frames they share be encoded once; False draws them independently
     :param check_finite: stop with a ``NonFiniteError`` naming the first non-finite loss or target and its update
         (True); False trains on regardless
+    :param amp: bfloat16 autocast of the update's forward passes (parameters, optimizer states and logged losses
+        stay float32); needs native bfloat16 (a CUDA GPU, or a CPU with AVX512-BF16), else a ``ValueError``. Saved
+        with the model; loaded where bfloat16 is emulated, the model trains in float32 (with a warning)
 
     With ``CnnPolicy`` the replay buffer defaults to :class:`~sb3_latent.FrameStoreReplayBuffer` (each
     frame stored once; frames per stack inferred for RGB, else pass ``replay_buffer_kwargs=dict(n_frames=k)``).
@@ -90,6 +95,7 @@ class RAD(SharedEncoderMixin, ContractsMixin, SAC):
         same_augmentation: bool = True,
         check_finite: bool = True,
         alpha_loss: str = "alpha",
+        amp: bool = False,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -123,6 +129,7 @@ class RAD(SharedEncoderMixin, ContractsMixin, SAC):
         self.actor_update_interval, self.encoder_tau = int(actor_update_interval), encoder_tau
         self.alpha_lr, self.alpha_betas, self.same_augmentation = alpha_lr, alpha_betas, same_augmentation
         self.check_finite, self.alpha_loss = check_finite, alpha_loss
+        self.amp = check_amp(amp, get_device(device), "RAD")
         super().__init__(
             policy,
             env,
@@ -225,21 +232,18 @@ class RAD(SharedEncoderMixin, ContractsMixin, SAC):
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         self.policy.set_training_mode(True)
         lr = self._set_learning_rates()
-        updates = []
-        for _ in range(gradient_steps):
-            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
-            self._n_updates += 1
-            updates.append(self.update(data))
-            # after each update: the next one's squashed Gaussian refuses NaN
-            self._check_finite(updates[-1:], self._n_updates)
-        logs: dict[str, list[torch.Tensor]] = defaultdict(list)
-        for update in updates:
-            for k, v in update.items():
-                logs[k].append(v)
+        updates: list[dict[str, torch.Tensor]] = []
+        first = self._n_updates + 1
+        with update_loop(self, updates, first):  # no host sync inside; one check and one read at the end
+            for _ in range(gradient_steps):
+                data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+                self._n_updates += 1
+                with self._autocast():  # amp: bfloat16 forward passes
+                    updates.append(self.update(data))
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/learning_rate", lr)
-        for key, values in logs.items():
-            self.logger.record(f"train/{key}", torch.stack(values).float().mean().item())
+        for key, value in finite_means(self, updates, first)[0].items():
+            self.logger.record(f"train/{key}", value)
 
     def learn(
         self: SelfRAD,

@@ -48,11 +48,13 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.utils import LinearSchedule
+from stable_baselines3.common.utils import LinearSchedule, get_device
 
 from sb3_latent.algos.contracts import ContractsMixin
 from sb3_latent.algos.rainbow.policies import CnnPolicy, MlpPolicy, RainbowPolicy
+from sb3_latent.algos.sync import finite_means, update_loop
 from sb3_latent.buffers import NStepFrameStoreReplayBuffer, PrioritizedFrameStoreReplayBuffer
+from sb3_latent.common.amp import AmpMixin, check_amp
 
 SelfRainbow = TypeVar("SelfRainbow", bound="Rainbow")
 
@@ -117,6 +119,7 @@ def project_distribution(
     :return: ``(B, N)`` projected probabilities
     """
     n = support.numel()
+    next_probs = next_probs.to(torch.promote_types(next_probs.dtype, rewards.dtype))  # float32 also under amp
     v_min, v_max = support[0], support[-1]
     tz = (rewards + (1.0 - dones) * discounts * support.view(1, -1)).clamp(v_min, v_max)
     b = (tz - v_min) / ((v_max - v_min) / (n - 1))  # fractional atom index in [0, N-1]
@@ -130,7 +133,7 @@ def project_distribution(
     return m
 
 
-class Rainbow(ContractsMixin, OffPolicyAlgorithm):
+class Rainbow(AmpMixin, ContractsMixin, OffPolicyAlgorithm):
     """Rainbow DQN for SB3 (module docstring for the update and the presets)::
 
         from sb3_latent import Rainbow, make_atari_env
@@ -169,11 +172,16 @@ class Rainbow(ContractsMixin, OffPolicyAlgorithm):
     :param exploration_initial_eps: its first value
     :param exploration_final_eps: its last value
     :param check_finite: stop with a ``NonFiniteError`` naming the first non-finite loss or target and its update
+    :param amp: bfloat16 autocast of the update's forward passes (parameters, optimizer states and logged losses
+        stay float32); needs native bfloat16 (a CUDA GPU, or a CPU with AVX512-BF16), else a ``ValueError``. Saved
+        with the model; loaded where bfloat16 is emulated, the model trains in float32 (with a warning)
     Other parameters as SB3's ``DQN``.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"CnnPolicy": CnnPolicy, "MlpPolicy": MlpPolicy}
     policy: RainbowPolicy
+    #: inside ``train``: the new priorities of its updates, on the device, written after its loop
+    _pending_priorities: list[tuple[np.ndarray, torch.Tensor]] | None = None
     #: defaults for a buffer that binds to the model and re-encodes its images (LeVER): the paper's Atari choices
     #: (Appendix E, H): the conv output is the latent, one copy, no augmentation
     rebinding_buffer_defaults: ClassVar[dict[str, Any]] = {"freeze": "conv", "K": 1, "augment": None}
@@ -220,6 +228,7 @@ class Rainbow(ContractsMixin, OffPolicyAlgorithm):
         seed: int | None = None,
         device: torch.device | str = "auto",
         check_finite: bool = True,
+        amp: bool = False,
         _init_setup_model: bool = True,
     ) -> None:
         given = {k: v for k, v in locals().items() if k in _DER and v is not None}
@@ -233,6 +242,7 @@ class Rainbow(ContractsMixin, OffPolicyAlgorithm):
         if missing:
             raise ValueError(f"preset=None needs every hyperparameter; missing {missing}")
         self.preset, self.check_finite = preset, check_finite
+        self.amp = check_amp(amp, get_device(device), "Rainbow")
         self.n_steps, self.v_min, self.v_max, self.n_atoms = int(s["n_steps"]), s["v_min"], s["v_max"], s["n_atoms"]
         self.noisy, self.sigma0, self.dueling = bool(s["noisy"]), float(s["sigma0"]), bool(s["dueling"])
         self.distributional, self.double, self.prioritized = (
@@ -403,14 +413,27 @@ class Rainbow(ContractsMixin, OffPolicyAlgorithm):
         beta = self.beta + (self.beta_final - self.beta) * (1.0 - self._current_progress_remaining)
         if self.prioritized:
             self.replay_buffer.beta = beta
-        updates = []
-        for _ in range(gradient_steps):
-            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
-            updates.append(self.update(data))
-            self._n_updates += 1
+        updates: list[dict[str, torch.Tensor]] = []
+        first = self._n_updates + 1
+        # new priorities are kept on the device and written once, after the loop (one transfer with the logs)
+        self._pending_priorities = [] if self.prioritized else None
+        try:
+            with update_loop(self, updates, first):
+                for _ in range(gradient_steps):
+                    data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+                    with self._autocast():  # amp: bfloat16 forward passes
+                        updates.append(self.update(data))
+                    self._n_updates += 1
+            pending, self._pending_priorities = self._pending_priorities, None
+            extra = torch.cat([p for _, p in pending]) if pending else None
+            means, host = finite_means(self, updates, first, extra)
+        finally:
+            self._pending_priorities = None
+        if pending and host is not None:
+            self._write_priorities(pending, host)
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        for key in updates[0] if updates else ():  # one device sync per call, not per update
-            self.logger.record(f"train/{key}", torch.stack([u[key] for u in updates]).mean().item())
+        for key, value in means.items():
+            self.logger.record(f"train/{key}", value)
         if self.prioritized:
             self.logger.record("train/beta", beta)
 
@@ -446,16 +469,27 @@ class Rainbow(ContractsMixin, OffPolicyAlgorithm):
             q_mean = q.mean().detach()
         weights = data.weights.view(-1) if self.prioritized else torch.ones_like(per_sample)
         loss = (weights * per_sample).mean()
-        self._check_finite([{"loss": loss, "target": target.sum()}], self._n_updates + 1)
         self.policy.optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.policy.q_net.parameters(), self.max_grad_norm)
         self.policy.optimizer.step()
         if self.prioritized:  # new priorities: the per-sample loss (Hessel et al. 2018)
-            priorities = per_sample.detach()
-            if bool(torch.isfinite(priorities).all()):
-                self.replay_buffer.update_priorities(data.leaves, priorities)
+            pending = self._pending_priorities
+            if pending is not None:  # in train(): written after its loop
+                pending.append((data.leaves, per_sample.detach()))
+            else:
+                self._write_priorities([(data.leaves, None)], per_sample.detach().cpu().numpy())
         return {"loss": loss.detach(), "q_mean": q_mean}
+
+    def _write_priorities(self, pending: list[tuple[np.ndarray, Any]], priorities: np.ndarray) -> None:
+        """Write the new priorities of several updates (``pending``: their leaves, in order; ``priorities``: theirs,
+        concatenated, on the host); an update whose priorities are not all finite keeps the old ones."""
+        start = 0
+        for leaves, _ in pending:
+            p = priorities[start : start + len(leaves)]
+            start += len(leaves)
+            if np.isfinite(p).all():
+                self.replay_buffer.update_priorities(leaves, p)
 
     def learn(
         self: SelfRainbow,

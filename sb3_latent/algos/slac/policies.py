@@ -241,7 +241,7 @@ class SquashedGaussianActor(nn.Module):
 
     def forward(self, h: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Action in (-1, 1) and its log-probability ``(B, 1)``."""
-        mean, log_std = self.net(h).chunk(2, dim=-1)
+        mean, log_std = self.net(h).float().chunk(2, dim=-1)  # the distribution in float32 (also under amp)
         std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp()
         u = mean if deterministic else mean + std * torch.randn_like(mean)
         a = torch.tanh(u)

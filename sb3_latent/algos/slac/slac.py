@@ -23,11 +23,14 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_latent.algos.contracts import ContractsMixin, check_observation, check_spaces
 from sb3_latent.algos.slac.policies import SLACPolicy
+from sb3_latent.algos.sync import finite_means, update_loop
 from sb3_latent.buffers.sequence import SequenceReplayBuffer
+from sb3_latent.common.amp import AmpMixin, check_amp
 from sb3_latent.common.checks import check_int
 from sb3_latent.common.torch_utils import ema_
 
@@ -66,7 +69,7 @@ def check_frames(space: spaces.Space) -> None:
         )
 
 
-class SLAC(ContractsMixin, OffPolicyAlgorithm):
+class SLAC(AmpMixin, ContractsMixin, OffPolicyAlgorithm):
     """SLAC. ``SLAC("CnnPolicy", env).learn(...)`` with ``env`` giving single 64x64 frames.
 
     :param policy: ``"CnnPolicy"`` (:class:`~sb3_latent.algos.slac.policies.SLACPolicy`)
@@ -89,6 +92,9 @@ class SLAC(ContractsMixin, OffPolicyAlgorithm):
         (True); False trains on regardless
     Other parameters as SB3's ``OffPolicyAlgorithm``; ``policy_kwargs`` go to ``SLACPolicy``
     (``sequence_length`` τ = 8, ``z1_dim`` 32, ``z2_dim`` 256, ``feature_dim`` 256, ``model_lr`` 1e-4).
+    :param amp: bfloat16 autocast of the update's forward passes (parameters, optimizer states and logged losses
+        stay float32); needs native bfloat16 (a CUDA GPU, or a CPU with AVX512-BF16), else a ``ValueError``. Saved
+        with the model; loaded where bfloat16 is emulated, the model trains in float32 (with a warning)
 
     Acting: the policy reads the last τ frames and τ - 1 actions of each env; at an episode's start the
     history is padded with zero frames and zero actions (as the reference code). :meth:`predict` keeps
@@ -119,6 +125,7 @@ class SLAC(ContractsMixin, OffPolicyAlgorithm):
         replay_buffer_class: type[ReplayBuffer] | None = None,
         replay_buffer_kwargs: dict[str, Any] | None = None,
         check_finite: bool = True,
+        amp: bool = False,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -135,6 +142,7 @@ class SLAC(ContractsMixin, OffPolicyAlgorithm):
         check_int("initial_model_updates", initial_model_updates, 0, whole_floats=True)
         self.model_batch_size, self.initial_model_updates = int(model_batch_size), int(initial_model_updates)
         self.ent_coef, self.target_entropy, self.check_finite = ent_coef, target_entropy, check_finite
+        self.amp = check_amp(amp, get_device(device), "SLAC")
         self.model_updates_done = 0
         self._history: tuple[np.ndarray, np.ndarray] | None = None
         n_seq = int((policy_kwargs or {}).get("sequence_length", 8))
@@ -363,8 +371,7 @@ class SLAC(ContractsMixin, OffPolicyAlgorithm):
         ema_(list(p.critic_target.parameters()), list(p.critic.parameters()), self.tau)
         return logs
 
-    def _record_model(self, logs: dict[str, list[torch.Tensor]]) -> None:
-        means = {k: torch.stack(v).mean().item() for k, v in logs.items()}
+    def _record_model(self, means: dict[str, float]) -> None:
         for k in ("kl", "recon", "reward_nll"):
             if k in means:
                 self.logger.record(f"train/{k}", means[k])
@@ -374,19 +381,21 @@ class SLAC(ContractsMixin, OffPolicyAlgorithm):
     def pretrain_model(self, n_updates: int) -> None:
         """``n_updates`` model-only updates (the reference code's 100k after the random steps)."""
         self.policy.set_training_mode(True)
-        logs: dict[str, list[torch.Tensor]] = defaultdict(list)
+        logs: dict[str, list[float]] = defaultdict(list)
         start = time.perf_counter()
         updates: list[dict[str, torch.Tensor]] = []
         for i in range(n_updates):
-            updates.append(self.update(self.sample_batch(sac=False)))
+            with update_loop(self, updates, self.model_updates_done - len(updates) + 1), self._autocast():
+                updates.append(self.update(self.sample_batch(sac=False)))  # amp: bfloat16 forward passes
             self.model_updates_done += 1
-            if len(updates) == 1000 or i == n_updates - 1:  # one check per 1000 updates
-                self._check_finite(updates, self.model_updates_done - len(updates) + 1)
-                for update in updates:
-                    for k, v in update.items():
-                        logs[k].append(v)
+            if len(updates) == 1000 or i == n_updates - 1:  # one check (and read) per 1000 updates
+                means = finite_means(self, updates, self.model_updates_done - len(updates) + 1)[0]
+                for k, v in means.items():
+                    logs[k].append(v * len(updates))
+                logs["n"].append(len(updates))
                 updates = []
-        self._record_model(logs)
+        n = sum(logs.pop("n", [1]))
+        self._record_model({k: sum(v) / n for k, v in logs.items()})
         self.logger.record("train/model_pretrain_seconds", time.perf_counter() - start)
 
     def train(self, gradient_steps: int, batch_size: int = 256) -> None:
@@ -398,20 +407,19 @@ class SLAC(ContractsMixin, OffPolicyAlgorithm):
         if pending > 0 and self._n_updates == 0:
             self.pretrain_model(pending)
         self.policy.set_training_mode(True)
-        updates = []
-        for _ in range(gradient_steps):
-            updates.append(self.update(self.sample_batch()))
-            self.model_updates_done += 1
-            self._n_updates += 1
-        self._check_finite(updates, self._n_updates - gradient_steps + 1)
-        logs: dict[str, list[torch.Tensor]] = defaultdict(list)
-        for update in updates:
-            for k, v in update.items():
-                logs[k].append(v)
-        self._record_model(logs)
+        updates: list[dict[str, torch.Tensor]] = []
+        first = self._n_updates + 1
+        with update_loop(self, updates, first):  # no host sync inside; one check and one read at the end
+            for _ in range(gradient_steps):
+                with self._autocast():  # amp: bfloat16 forward passes
+                    updates.append(self.update(self.sample_batch()))
+                self.model_updates_done += 1
+                self._n_updates += 1
+        means = finite_means(self, updates, first)[0]
+        self._record_model(means)
         for key in ("critic_loss", "actor_loss", "ent_coef", "ent_coef_loss"):
-            if key in logs:
-                self.logger.record(f"train/{key}", torch.stack(logs[key]).mean().item())
+            if key in means:
+                self.logger.record(f"train/{key}", means[key])
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
 
     def learn(
