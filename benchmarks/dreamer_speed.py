@@ -1,11 +1,11 @@
-"""Dreamer training steps per second on CPU for each size preset (issue 7), next to the dreamerv3-torch anchors.
+"""Dreamer training steps per second on CPU for each size preset, next to the dreamerv3-torch anchors.
 
 One training step is what :meth:`sb3_latent.algos.dreamer.Dreamer.update` does: the world-model update on a batch of
 ``B`` sequences of ``T`` steps (64x64x3 images, 6 continuous actions) and the actor-critic update on trajectories
 imagined for 15 steps from each of the ``B * T`` posterior states, then the slow critic's EMA. The batch is fixed
 random data (speed does not depend on the pixel values); warm-up excluded; median of repeats.
 
-Anchors (issue 7, the PyTorch port dreamerv3-torch measured on this machine's CPU): 19.1M parameters (its default
+Anchors (the PyTorch port dreamerv3-torch measured on this machine's CPU): 19.1M parameters (its default
 configuration, the paper's S layer sizes; 17.9M here without the slow critic) 0.137 steps/s at 16x64 and 0.62 at
 8x32; a 7.0M configuration 0.25 and 1.17. Goal: >= 1.5x at equal parameter count and batch; the ``vs anchor``
 column divides our rate by the anchor nearest in parameter count (S vs 19.1M; the paper's XS, 8.3M, vs 7.0M: ours
@@ -28,7 +28,7 @@ from sb3_latent.algos.dreamer import PAPER_XS, SIZES, Dreamer
 from sb3_latent.buffers.sequence import SequenceSamples
 from sb3_latent.common.amp import bf16_supported
 
-#: (parameters, batch) -> dreamerv3-torch steps/s on this CPU (issue 7)
+#: (parameters, batch) -> dreamerv3-torch steps/s on this CPU
 ANCHORS = {("19.1M", "16x64"): 0.137, ("19.1M", "8x32"): 0.62, ("7.0M", "16x64"): 0.25, ("7.0M", "8x32"): 1.17}
 #: our size compared with each anchor
 ANCHOR_OF = {"s": "19.1M", "paper_xs": "7.0M"}
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     table = md_table(head, rows)
     table += (
         "\nOne train step: world-model update + 15-step imagination actor-critic update from every posterior "
-        f"state, 64x64x3 images, 6 actions, torch threads: {torch.get_num_threads()}. Anchors from issue 7 "
+        f"state, 64x64x3 images, 6 actions, torch threads: {torch.get_num_threads()}. Anchors "
         "(dreamerv3-torch on this CPU, float32, its default precision); the anchor for the paper's XS (8.3M "
         "here) is a 7.0M configuration. bfloat16: `Dreamer(..., amp=True)`, autocast compute as the official "
         "code's `compute_dtype: bfloat16` (parameters, optimizer and losses in float32).\n"

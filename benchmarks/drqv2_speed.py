@@ -1,4 +1,4 @@
-"""Gradient updates per second of DrQ-v2, side by side in one run (issue "DrQ-v2 as an SB3 algorithm").
+"""Gradient updates per second of DrQ-v2, side by side in one run.
 
 84x84 images, 3 stacked RGB frames, batch 256 (the paper's) and 128; every DrQ-v2 row samples from the
 same kind of buffer (:class:`~sb3_latent.NStepFrameStoreReplayBuffer`, n = 3) filled with random frames

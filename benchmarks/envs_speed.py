@@ -4,7 +4,7 @@ The straightforward stack is shimmy over ``dm_control.suite.wrappers.pixels`` wi
 wrapper outside it, so it renders on every control step; ours renders once per agent step, after
 the repeat. Same task, 84x84 frames, action repeat 8, camera 0, random actions, one process.
 Also: ``fast_render=True`` (no shadows, reflections, skybox) against default rendering.
-Goals (issue 2): ours >= 6x the straightforward stack; fast render >= 3x default.
+Goals: ours >= 6x the straightforward stack; fast render >= 3x default.
 """
 
 from __future__ import annotations

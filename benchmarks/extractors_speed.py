@@ -3,7 +3,7 @@
 Stock SB3 ``SAC("CnnPolicy")`` (separate actor and critic extractors, as SB3 does by default) on
 stacked frames (3 RGB frames), same batch size, image size and MLP for every extractor; the replay
 buffer is filled with random frames first, warm-up updates are excluded, the median of several
-timed repeats is reported. No goal yet (issue 2): this is the baseline later work improves on.
+timed repeats is reported. No goal yet: this is the baseline later work improves on.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Gradient updates per second of RAD, side by side in one run (issue 3).
+"""Gradient updates per second of RAD, side by side in one run.
 
 Same batch (128), image size (84x84) and stack (3 RGB frames) for every row; replay buffers filled
 with random frames whose stacks overlap as frame stacking makes them (next_obs = obs shifted by one

@@ -1,5 +1,4 @@
-"""Rainbow updates per second against a textbook data-efficient Rainbow update, and Atari env steps per second
-(issue 17).
+"""Rainbow updates per second against a textbook data-efficient Rainbow update, and Atari env steps per second.
 
 Both updates run on the same prioritized frame-store buffer (84x84, 4 stacked grayscale frames, n-step 20) filled
 with random frames, at batch 32 (data-efficient Rainbow's); warm-up excluded, median of repeats.

@@ -9,7 +9,7 @@ buffer is filled with 20k transitions and the RSS growth is divided by 20k (``np
 once written); ours is also filled completely. Sampling: ``sample(128)`` transitions per second, median of
 repeats after a warm-up, on the buffer as filled, twice: with glibc's default malloc settings (each batch's
 multi-MB arrays are fresh ``mmap`` pages, so page faults weigh in) and with malloc tuned to reuse its heap
-(``mallopt``: mmap threshold 32 MB, trim threshold 1 GB), as a long training process may be. Goals (issue 3):
+(``mallopt``: mmap threshold 32 MB, trim threshold 1 GB), as a long training process may be. Goals:
 <= 1/5 of SB3's default memory, sampling >= 0.5x as fast.
 """
 

@@ -1,4 +1,4 @@
-"""SLAC update speed: ours against a textbook SLAC update, side by side in one run (issue 6).
+"""SLAC update speed: ours against a textbook SLAC update, side by side in one run.
 
 Paper-size networks (Appendix A), 64x64 RGB frames, sequences of τ + 1 = 9 frames:
 
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "textbook (updates/s)",
             "SLAC, ours (updates/s)",
             "ours / textbook",
-            "reference port on this CPU (issue)",
+            "reference port on this CPU",
             "goal >= 1.2x",
         ],
         rows,

@@ -4,7 +4,7 @@ Same image size (84x84), stack (3 RGB frames) and the papers' batches (DrQ-v2 25
 buffers filled with random frames whose stacks overlap as frame stacking makes them; warm-up excluded, median of
 repeats; ``train()`` as ``learn`` calls it (sampling included). ``amp`` rows only where bfloat16 is native.
 
-Goals (issue 16): DrQ-v2 with ``amp=True`` >= 1.7x DrQ-v2 float32; RAD + Flare with ``amp=True`` >= 0.6x RAD on
+Goals: DrQ-v2 with ``amp=True`` >= 1.7x DrQ-v2 float32; RAD + Flare with ``amp=True`` >= 0.6x RAD on
 stacked frames in float32. Not measured here yet: whole-run frames/s on cartpole swingup next to a textbook loop
 (goal >= 2x), and ``compile=True`` (not implemented).
 """

@@ -1,4 +1,4 @@
-"""Replay on the device (issue 16): ``FrameStoreReplayBuffer(..., storage_device=...)`` keeps the frames as one uint8
+"""Replay on the device: ``FrameStoreReplayBuffer(..., storage_device=...)`` keeps the frames as one uint8
 tensor there and gathers sampled stacks with index ops; on CPU it gives exactly the samples of the numpy path."""
 
 from __future__ import annotations

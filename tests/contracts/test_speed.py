@@ -1,4 +1,4 @@
-"""Speed contracts of every registered algorithm (issue 16): ``amp=True`` (bfloat16 autocast; one update agrees with
+"""Speed contracts of every registered algorithm: ``amp=True`` (bfloat16 autocast; one update agrees with
 float32 from the same state; a short run learns without non-finite values; refused where bfloat16 is emulated, and a
 model saved with it loads there in float32), and at most one device→host transfer per ``train`` call."""
 
