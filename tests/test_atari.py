@@ -130,8 +130,9 @@ def test_frame_store_on_one_channel_frames(n_step: bool) -> None:
 
 @pytest.mark.parametrize("algo", ["dqn", "qrdqn"])
 def test_attach_lever_with_stock_dqn_and_qrdqn_on_atari(algo: str) -> None:
-    """LeVER on stock SB3 DQN / sb3-contrib QR-DQN on real Atari frames: NatureCNN's convolutions freeze (the paper's
-    Atari choice), the buffer then replays 3136-float latents."""
+    """LeVER on stock SB3 DQN / sb3-contrib QR-DQN on real Atari frames. NatureCNN's conv output (3136 floats) is larger
+    than one 84x84 frame, so freezing only the convolutions would shrink the buffer (refused, with the fix named);
+    freezing its Linear too replays 512-float latents and grows the buffer."""
     from sb3_contrib import QRDQN
     from stable_baselines3 import DQN
 
@@ -147,9 +148,15 @@ def test_attach_lever_with_stock_dqn_and_qrdqn_on_atari(algo: str) -> None:
         train_freq=1,
         seed=0,
     )
-    model = attach_lever(model, T_f=30, K=1, augment=None, freeze="conv", n_frames=4)
+    with pytest.raises(
+        ValueError,
+        match=r"LeVER would shrink the buffer from 300 to 168 transitions: a latent \(N=1 x K=1 x "
+        r"L=3136 floats\) is larger than an image \(7056 bytes\); use freeze='fc'",
+    ):
+        attach_lever(model, T_f=30, K=1, augment=None, freeze="conv", n_frames=4)
+    model = attach_lever(model, T_f=30, K=1, augment=None, freeze="fc", n_frames=4)
     model.learn(80)
     buffer = model.replay_buffer
-    assert buffer.frozen and buffer.z_next.shape[-1] == 3136 and buffer.buffer_size > 300
+    assert buffer.frozen and buffer.z_next.shape[-1] == 512 and buffer.buffer_size == 300 * 7056 // (4 * 512)
     net = model.policy.q_net if algo == "dqn" else model.policy.quantile_net
     assert all(not p.requires_grad for p in net.features_extractor.cnn.parameters())

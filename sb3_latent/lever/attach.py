@@ -42,6 +42,7 @@ def attach_lever(
     buffer = getattr(model, "replay_buffer", None)
     if buffer is None:
         raise TypeError(f"LeVER needs an off-policy model with a replay buffer; {type(model).__name__} has none")
+    settings: dict[str, Any] | None = None
     if not (isinstance(buffer, LeVERReplayBuffer) and not given):
         if not isinstance(buffer, LeVERReplayBuffer) and buffer.size() > 0:
             raise ValueError(
@@ -61,12 +62,13 @@ def attach_lever(
             n_envs=model.n_envs,
             **settings,
         )
-        setattr(model, "replay_buffer_class", LeVERReplayBuffer)  # noqa: B010
-        setattr(model, "replay_buffer_kwargs", settings)  # noqa: B010
     assert isinstance(buffer, LeVERReplayBuffer)
     if encoder_from is not None:
         load_encoder(model, encoder_from, buffer.freeze_mode)
-    buffer.bind(model)
+    buffer.bind(model)  # may refuse (a buffer the freeze would shrink): the model is then left as it was
+    if settings is not None:
+        setattr(model, "replay_buffer_class", LeVERReplayBuffer)  # noqa: B010
+        setattr(model, "replay_buffer_kwargs", settings)  # noqa: B010
     model.replay_buffer = buffer  # type: ignore[attr-defined]
     return model
 

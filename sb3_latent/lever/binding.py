@@ -69,12 +69,20 @@ class Binding:
             else:
                 slot = self.by_extractor[id(found[source].features_extractor)][0]
             self.by_extractor[id(fe)] = (slot, split)
-            if not isinstance(fe, LeVERExtractor):
-                found[name].features_extractor = LeVERExtractor(fe, buffer.freeze_mode, slot, self.normalize)
-                found[name].normalize_images = False
-                self.by_extractor[id(found[name].features_extractor)] = (slot, split)
+        self._networks, self._freeze_mode = found, buffer.freeze_mode
         self.frozen_params = list({id(p): p for s in self.slots for p in s.frozen}.values())
         self.aug, self.view = self._augmentation(policy, buffer)
+
+    def install(self) -> None:
+        """Put a :class:`LeVERExtractor` in each network (once the buffer accepted the binding: a refused one leaves
+        the model as it was)."""
+        for network in self._networks.values():
+            fe = network.features_extractor
+            if not isinstance(fe, LeVERExtractor):
+                slot, split = self.by_extractor[id(fe)]
+                network.features_extractor = LeVERExtractor(fe, self._freeze_mode, slot, self.normalize)
+                network.normalize_images = False
+                self.by_extractor[id(network.features_extractor)] = (slot, split)
 
     @staticmethod
     def _augmentation(policy: Any, buffer: LeVERReplayBuffer) -> tuple[Augmentation | None, Callable[..., Any]]:

@@ -128,11 +128,12 @@ class LeVERReplayBuffer(FrameStoreReplayBuffer):
                 f"encoders (latents N, L = {z_shape}, model: N={binding.n_slots}, "
                 f"L={binding.latent_dim})"
             )
-        self._binding = binding
+        previous, self._binding = self._binding, binding
         if not self.frozen:
             capacity = self._capacity_after()
             if capacity < self.capacity_before and not self.start_frozen:
                 need = self.capacity_before * self.bytes_per_latent_transition()
+                self._binding = previous  # refused: the model keeps its networks as they were
                 raise ValueError(
                     f"LeVER would shrink the buffer from {self.capacity_before} to {capacity} transitions: "
                     + (
@@ -143,9 +144,11 @@ class LeVERReplayBuffer(FrameStoreReplayBuffer):
                         f"than an image ({self._image_bytes()} bytes); use freeze='fc', a smaller K or a memory_budget"
                     )
                 )
+            binding.install()
             if self.start_frozen:
                 self.freeze()
         else:
+            binding.install()
             binding.freeze_model()
 
     def _require_bound(self) -> Binding:
