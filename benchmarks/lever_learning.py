@@ -121,7 +121,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
     job = dict(steps=args.steps, size=36, small=args.small, T_f=args.T_f, batch=64, starts=500, eval_every=500)
     if args.quick:
-        job.update(steps=300, size=20, small=100, T_f=50, batch=16, starts=100, eval_every=100)
+        job.update(
+            steps=300, size=28, small=100, T_f=50, batch=16, starts=100, eval_every=100
+        )  # 28: a frame > a latent
     seeds = 1 if args.quick else args.seeds
     jobs = [{**job, "variant": v, "seed": s} for s in range(seeds) for v in VARIANTS]
     if args.workers > 1:

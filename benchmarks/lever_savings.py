@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--reencode", type=int, default=100_000, help="stored transitions for the re-encoding cost")
     args = p.parse_args(argv)
-    size, batch, n_updates, stored = (64, 16, 2, 200) if args.quick else (84, 128, 5, 2_000)
+    size, batch, n_updates, stored = (84, 16, 2, 200) if args.quick else (84, 128, 5, 2_000)
     repeats = args.repeats or (1 if args.quick else 3)
     n_reencode = 300 if args.quick else args.reencode
     sb3_bytes = sb3_bytes_per_transition(size)
