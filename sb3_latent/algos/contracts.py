@@ -162,6 +162,26 @@ class ContractsMixin:
     ``sample_batch()``; Dreamer, ``replay_buffer.sample(batch_size)`` windows.
     """
 
+    def learn(
+        self,
+        total_timesteps: int,
+        callback: Any = None,
+        log_interval: int = 4,
+        tb_log_name: str = "",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> Any:
+        """SB3's ``learn``; TensorBoard runs are named after the class (``RAD_1``, ``DrQv2_1``, a plugin's own name)
+        unless ``tb_log_name`` is given."""
+        return super().learn(  # type: ignore[misc]
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name or type(self).__name__,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
     #: stop training at the first non-finite loss or target (one device sync per ``train`` call)
     check_finite: bool = True
     replay_buffer: Any

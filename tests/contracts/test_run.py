@@ -81,3 +81,14 @@ def test_nan_rewards_stop_training_with_a_clear_error(name: str) -> None:
     with contextlib.suppress(ValueError, RuntimeError):
         model.learn(120)
     assert any(not torch.isfinite(p).all() for p in model.policy.parameters())
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_tensorboard_runs_are_named_after_the_algorithm(name: str, tmp_path) -> None:
+    """SB3 names a run after the algorithm (``SAC_1``); ours too, a subclass by its own name (CURL's is ``CURL_1``)."""
+    case = CASES[name]
+    model = case.make(tensorboard_log=str(tmp_path))
+    model.learn(4)
+    assert [p.name for p in tmp_path.iterdir()] == [f"{type(model).__name__}_1"]
+    model.learn(4, reset_num_timesteps=False, tb_log_name="mine")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{type(model).__name__}_1", "mine_0"]

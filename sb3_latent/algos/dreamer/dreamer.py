@@ -12,7 +12,7 @@ continuous actions); the replay-value loss of the newer code is not used.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -39,8 +39,6 @@ from sb3_latent.buffers.sequence import SequenceReplayBuffer, SequenceSamples
 from sb3_latent.common.amp import amp_after_load, autocast, check_amp
 from sb3_latent.common.checks import check_int
 from sb3_latent.common.torch_utils import ema_
-
-SelfDreamer = TypeVar("SelfDreamer", bound="Dreamer")
 
 
 def check_action_space(space: Any) -> None:
@@ -408,24 +406,6 @@ class Dreamer(ContractsMixin, OffPolicyAlgorithm):
         for k, x in finite_means(self, updates, first)[0].items():
             self.logger.record(f"train/{k}", x)
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-
-    def learn(
-        self: SelfDreamer,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        log_interval: int = 4,
-        tb_log_name: str = "Dreamer",
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> SelfDreamer:
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         return ["policy", "policy.model_optimizer", "policy.actor_optimizer", "policy.critic_optimizer"], []

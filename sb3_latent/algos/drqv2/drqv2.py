@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 import re
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, ReplayBufferSamples, Schedule
 from stable_baselines3.common.utils import get_device
 
 from sb3_latent.algos.contracts import ContractsMixin, check_spaces
@@ -34,7 +34,6 @@ from sb3_latent.common.checks import check_int
 
 _NUM = r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*"
 _FORMS = {"constant": 1, "linear": 3, "step_linear": 5}
-SelfDrQv2 = TypeVar("SelfDrQv2", bound="DrQv2")
 SCHEDULE_FORMS = (
     "a float",
     "'constant(x)'",
@@ -397,24 +396,6 @@ class DrQv2(AmpMixin, SharedEncoderMixin, ContractsMixin, OffPolicyAlgorithm):
         self.logger.record("train/stddev", stddev)
         for key, value in finite_means(self, updates, first)[0].items():
             self.logger.record(f"train/{key}", value)
-
-    def learn(
-        self: SelfDrQv2,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        log_interval: int = 4,
-        tb_log_name: str = "DrQv2",
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> SelfDrQv2:
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "actor", "critic", "critic_target"]

@@ -9,7 +9,7 @@ published.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +17,7 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, ReplayBufferSamples, Schedule
 from stable_baselines3.common.utils import get_device
 from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN
 
@@ -28,8 +28,6 @@ from sb3_latent.algos.sync import finite_means, update_loop
 from sb3_latent.buffers import FrameStoreReplayBuffer
 from sb3_latent.common.amp import AmpMixin, check_amp
 from sb3_latent.common.checks import check_int
-
-SelfRAD = TypeVar("SelfRAD", bound="RAD")
 
 
 class RAD(AmpMixin, SharedEncoderMixin, ContractsMixin, SAC):
@@ -244,23 +242,3 @@ class RAD(AmpMixin, SharedEncoderMixin, ContractsMixin, SAC):
         self.logger.record("train/learning_rate", lr)
         for key, value in finite_means(self, updates, first)[0].items():
             self.logger.record(f"train/{key}", value)
-
-    def learn(
-        self: SelfRAD,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        log_interval: int = 4,
-        tb_log_name: str = "",
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> SelfRAD:
-        """SAC's ``learn``; TensorBoard runs are named after the class (``RAD_1``, a subclass's own name)
-        unless ``tb_log_name`` is given."""
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name or type(self).__name__,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -47,7 +47,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import is_image_space
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.utils import LinearSchedule, get_device
 
 from sb3_latent.algos.contracts import ContractsMixin
@@ -55,8 +55,6 @@ from sb3_latent.algos.rainbow.policies import CnnPolicy, MlpPolicy, RainbowPolic
 from sb3_latent.algos.sync import finite_means, update_loop
 from sb3_latent.buffers import NStepFrameStoreReplayBuffer, PrioritizedFrameStoreReplayBuffer
 from sb3_latent.common.amp import AmpMixin, check_amp
-
-SelfRainbow = TypeVar("SelfRainbow", bound="Rainbow")
 
 _DER: dict[str, Any] = dict(
     learning_rate=1e-4,
@@ -490,21 +488,3 @@ class Rainbow(AmpMixin, ContractsMixin, OffPolicyAlgorithm):
             start += len(leaves)
             if np.isfinite(p).all():
                 self.replay_buffer.update_priorities(leaves, p)
-
-    def learn(
-        self: SelfRainbow,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        log_interval: int = 4,
-        tb_log_name: str = "Rainbow",
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> SelfRainbow:
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple, TypeVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -34,7 +34,6 @@ from sb3_latent.common.amp import AmpMixin, check_amp
 from sb3_latent.common.checks import check_int
 from sb3_latent.common.torch_utils import ema_
 
-SelfSLAC = TypeVar("SelfSLAC", bound="SLAC")
 #: sequences of τ + 1 frames: frames in [0, 1] ``(B, τ+1, C, H, W)``, actions ``(B, τ, A)``, rewards and terminations
 #: ``(B, τ, 1)``
 Sequences = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -421,24 +420,6 @@ class SLAC(AmpMixin, ContractsMixin, OffPolicyAlgorithm):
             if key in means:
                 self.logger.record(f"train/{key}", means[key])
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-
-    def learn(
-        self: SelfSLAC,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        log_interval: int = 4,
-        tb_log_name: str = "SLAC",
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> SelfSLAC:
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state = ["policy", "policy.actor.optimizer", "policy.critic.optimizer", "policy.latent.optimizer"]
