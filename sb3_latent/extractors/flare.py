@@ -130,6 +130,8 @@ class StateFlareExtractor(BaseFeaturesExtractor):
 def _policy_kwargs(
     cls: type[BaseFeaturesExtractor], net_arch: Any, extra: dict[str, Any], **extractor_kwargs: Any
 ) -> dict[str, Any]:
+    if extractor_kwargs.get("tanh") is None:  # None: the extractor's own default
+        extractor_kwargs.pop("tanh", None)
     kwargs: dict[str, Any] = {"features_extractor_class": cls, "features_extractor_kwargs": extractor_kwargs}
     if net_arch is not None:
         kwargs["net_arch"] = net_arch
@@ -167,7 +169,7 @@ def flare_kwargs(
         features_dim=features_dim,
         encoder=encoder,
         encoder_kwargs=encoder_kwargs,
-        **({} if tanh is None else {"tanh": tanh}),
+        tanh=tanh,
     )
 
 
@@ -189,7 +191,7 @@ def latent_stack_kwargs(
         features_dim=features_dim,
         encoder=encoder,
         encoder_kwargs=encoder_kwargs,
-        **({} if tanh is None else {"tanh": tanh}),
+        tanh=tanh,
     )
 
 
@@ -211,7 +213,7 @@ def pixel_flow_kwargs(
         features_dim=features_dim,
         encoder=encoder,
         encoder_kwargs=encoder_kwargs,
-        **({} if tanh is None else {"tanh": tanh}),
+        tanh=tanh,
     )
 
 

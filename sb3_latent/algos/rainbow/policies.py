@@ -210,10 +210,11 @@ class RainbowQNetwork(BasePolicy):
                 m.noise = b
 
     def forward(self, obs: PyTorchObs) -> torch.Tensor:
-        raise NotImplementedError("use RainbowPolicy.q_values")
+        return self.logits(obs)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> torch.Tensor:
-        raise NotImplementedError("use RainbowPolicy")
+        # actions need the atoms' support, which the policy holds: SB3 acts through RainbowPolicy, never through this
+        raise NotImplementedError("act through RainbowPolicy.predict (it holds the support of the atoms)")
 
 
 class RainbowPolicy(BasePolicy):
